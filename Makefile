@@ -1,0 +1,53 @@
+# Makefile — the entry points a user types: `make demo`, `make test`. Both start by
+# installing what is missing (scripts/install-deps.sh), then configure and build
+# with CMake into build/ (or build-asan/ for the sanitizer run).
+BUILD     ?= build
+ASAN      ?= build-asan
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+DHF       := $(BUILD)/bin/dhf
+
+.PHONY: all deps configure build test test-unit test-parity test-e2e test-asan demo bench clean help
+
+all: build
+
+help:
+	@echo "make demo       install deps, build, run the pipeline on the embedded default"
+	@echo "make test       install deps, build, run every test (ctest)"
+	@echo "make test-asan  pure-C modules and their tests under ASan+UBSan"
+	@echo "make bench      benchmarks (prints ratios; see BENCHMARKS.md)"
+	@echo "make clean      remove build folders"
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-unit: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit
+test-parity: build
+	@cd $(BUILD) && ctest --output-on-failure -L parity
+test-e2e: build
+	@cd $(BUILD) && ctest --output-on-failure -L e2e
+
+test-asan: deps
+	@cmake -S . -B $(ASAN) -DDHF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(ASAN) -j$(JOBS)
+	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j$(JOBS)
+
+demo: build
+	@bash scripts/demo.sh $(DHF)
+
+bench: build
+	@bash scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# install-deps.sh — installs the Debian packages dhf needs, and only those that are
+# missing; says what it does. Idempotent: a second run installs nothing.
+# libopenblas0-pthread is required, not optional: with Debian's reference BLAS
+# libtorch's 1024^2 matmul runs at ~5.6 GFLOP/s here, with OpenBLAS at ~165+.
+set -euo pipefail
+
+PACKAGES=(libtorch-dev libopenblas0-pthread libhdf5-dev libcjson-dev libyaml-dev
+          libcmocka-dev libjpeg-dev libpng-dev libcairo2-dev cmake pkg-config
+          build-essential)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: apt-get not found; dhf expects Debian 12 (bookworm) packages." >&2
+    exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "install-deps: missing packages: ${missing[*]}" >&2
+        echo "install-deps: not root and no sudo; install them as root." >&2
+        exit 1
+    fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,0 +1,18 @@
+/* commands.h — the dhf sub-commands. Each lives in src/cli/cmd_<name>.c as
+ * int dhf_cmd_<name>(int argc, char **argv) with argv[0] = "<name>", and returns
+ * the process exit code: 0 success, 1 user error (message printed), 2 usage error. */
+#ifndef DHF_CLI_COMMANDS_H
+#define DHF_CLI_COMMANDS_H
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} dhf_command;
+
+int dhf_cmd_info(int argc, char **argv);
+
+/* The table, in the order `dhf --help` lists it (defined in main.c). */
+extern const dhf_command dhf_commands[];
+
+#endif

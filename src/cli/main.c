@@ -1,0 +1,47 @@
+/* main.c — the `dhf` dispatcher: global --help/--version, then one sub-command. */
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const dhf_command dhf_commands[] = {
+    {"info", dhf_cmd_info, "versions of libtorch/HDF5/cJSON/libyaml, threads, CUDA, BLAS"},
+    {NULL, NULL, NULL},
+};
+
+static void print_help(FILE *f)
+{
+    fprintf(f,
+            "dhf %s — Diffusion Hyperfeatures: extract, train, evaluate.\n\n"
+            "Usage: dhf <command> [options]\n"
+            "       dhf <command> --help\n"
+            "       dhf --version\n\n"
+            "Commands:\n",
+            DHF_VERSION);
+    for (const dhf_command *c = dhf_commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\nEvery command takes --threads N (default: all cores). "
+               "Exit codes: 0 ok, 1 error, 2 usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return DHF_EXIT_USAGE;
+    }
+    if (dhf_cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+        print_help(stdout);
+        return DHF_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("dhf %s\n", DHF_VERSION);
+        return DHF_EXIT_OK;
+    }
+    for (const dhf_command *c = dhf_commands; c->name; c++)
+        if (strcmp(argv[1], c->name) == 0)
+            return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "dhf: unknown command '%s'\nTry 'dhf --help'.\n", argv[1]);
+    return DHF_EXIT_USAGE;
+}
