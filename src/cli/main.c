@@ -7,6 +7,7 @@
 
 const dhf_command dhf_commands[] = {
     {"info", dhf_cmd_info, "versions of libtorch/HDF5/cJSON/libyaml, threads, CUDA, BLAS"},
+    {"config", dhf_cmd_config, "show the resolved configuration, check a file, key reference"},
     {NULL, NULL, NULL},
 };
 
