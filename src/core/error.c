@@ -18,16 +18,24 @@ int dhf_err_set(const char *fmt, ...)
 
 int dhf_err_wrap(const char *fmt, ...)
 {
-    char prefix[1024], old[DHF_ERR_CAP];
+    char prefix[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, err_buf, sizeof old);
-    if (old[0])
-        snprintf(err_buf, sizeof err_buf, "%s: %s", prefix, old);
-    else
-        snprintf(err_buf, sizeof err_buf, "%s", prefix);
+    size_t pl = strlen(prefix), ol = strlen(err_buf);
+    size_t sep = ol ? 2 : 0;
+    if (pl + sep >= DHF_ERR_CAP)
+        pl = DHF_ERR_CAP - 1 - sep;
+    size_t keep = ol;
+    if (pl + sep + keep >= DHF_ERR_CAP)
+        keep = DHF_ERR_CAP - 1 - pl - sep;
+    /* shift the old message right, then write "prefix: " in front of it */
+    memmove(err_buf + pl + sep, err_buf, keep);
+    err_buf[pl + sep + keep] = '\0';
+    memcpy(err_buf, prefix, pl);
+    if (sep)
+        memcpy(err_buf + pl, ": ", 2);
     return -1;
 }
 
