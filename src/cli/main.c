@@ -9,6 +9,7 @@ const dhf_command dhf_commands[] = {
     {"info", dhf_cmd_info, "versions of libtorch/HDF5/cJSON/libyaml, threads, CUDA, BLAS"},
     {"config", dhf_cmd_config, "show the resolved configuration, check a file, key reference"},
     {"data", dhf_cmd_data, "check a SPair-71k / CUB-200-2011 folder: structure and counts"},
+    {"synth", dhf_cmd_synth, "render the synthetic benchmark in SPair-71k and CUB-200-2011 formats"},
     {NULL, NULL, NULL},
 };
 
