@@ -10,6 +10,7 @@ const dhf_command dhf_commands[] = {
     {"config", dhf_cmd_config, "show the resolved configuration, check a file, key reference"},
     {"data", dhf_cmd_data, "check a SPair-71k / CUB-200-2011 folder: structure and counts"},
     {"synth", dhf_cmd_synth, "render the synthetic benchmark in SPair-71k and CUB-200-2011 formats"},
+    {"pck", dhf_cmd_pck, "recompute every PCK metric from a predictions.jsonl"},
     {NULL, NULL, NULL},
 };
 
