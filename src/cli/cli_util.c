@@ -45,5 +45,7 @@ int dhf_cli_apply_threads(int threads)
 {
     if (dhf_set_num_threads(threads) != DHF_OK)
         return dhf_err_set("cannot set %d threads: %s", threads, dhf_last_error());
+    if (dhf_set_blas_threads(0, NULL) != DHF_OK)
+        return dhf_err_set("%s", dhf_last_error());
     return 0;
 }

@@ -9,11 +9,16 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <c10/core/CPUAllocator.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/core/GradMode.h>
 #include <torch/torch.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <mutex>
+#include <unordered_map>
 #include <cmath>
 #include <limits>
 #include <cstdio>
@@ -240,6 +245,156 @@ dhf_status dhf_set_num_threads(int n)
 }
 
 int dhf_get_num_threads(void) { return at::get_num_threads(); }
+
+dhf_status dhf_set_blas_threads(int n, int *applied)
+{
+    if (applied)
+        *applied = 0;
+    typedef void (*set_fn)(int);
+    // Looked up at run time: no link dependency on a particular BLAS.
+    auto fn = (set_fn)dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (!fn)
+        return DHF_OK;
+    if (n <= 0) {
+        const char *env = std::getenv("DHF_BLAS_THREADS");
+        if (env && *env) {
+            char *end = nullptr;
+            long v = std::strtol(env, &end, 10);
+            if (*end || v < 1 || v > 4096)
+                return fail(DHF_ERR_ARG, std::string("DHF_BLAS_THREADS='") + env +
+                                             "': expected an integer 1..4096");
+            n = (int)v;
+        } else {
+            n = 1;
+        }
+    }
+    fn(n);
+    if (applied)
+        *applied = n;
+    return DHF_OK;
+}
+
+// ---- caching CPU allocator ----------------------------------------------------
+namespace {
+
+constexpr size_t kAlign = 64;
+constexpr size_t kHeader = 64;              // keeps the user pointer 64-byte aligned
+constexpr size_t kCacheMin = 256 * 1024;    // smaller blocks go straight to malloc
+constexpr size_t kRound = 64 * 1024;
+
+struct CachingCPUAllocator final : public at::Allocator {
+    mutable std::mutex mu;
+    mutable std::unordered_map<size_t, std::vector<void *>> free_lists;
+    mutable size_t in_use = 0, cached = 0, peak = 0;
+    std::atomic<bool> caching{true};
+    at::Allocator *previous = nullptr;
+
+    static size_t rounded(size_t n) { return n < kCacheMin ? n : (n + kRound - 1) / kRound * kRound; }
+
+    at::DataPtr allocate(size_t n) const override
+    {
+        size_t sz = rounded(n);
+        void *base = nullptr;
+        if (sz >= kCacheMin) {
+            std::lock_guard<std::mutex> lk(mu);
+            auto it = free_lists.find(sz);
+            if (it != free_lists.end() && !it->second.empty()) {
+                base = it->second.back();
+                it->second.pop_back();
+                cached -= sz;
+            }
+        }
+        if (!base) {
+            if (posix_memalign(&base, kAlign, sz + kHeader) != 0 || !base)
+                throw std::bad_alloc();
+        }
+        *(size_t *)base = sz;
+        {
+            std::lock_guard<std::mutex> lk(mu);
+            in_use += sz;
+            if (in_use + cached > peak)
+                peak = in_use + cached;
+        }
+        void *user = (char *)base + kHeader;
+        return {user, base, &CachingCPUAllocator::release, at::Device(at::DeviceType::CPU)};
+    }
+
+    static void release(void *base);
+
+    at::DeleterFnPtr raw_deleter() const override { return nullptr; }
+
+    // Pure virtual in newer libtorch (2.x), absent in 1.13: declared without
+    // `override` so the same source builds against both.
+    void copy_data(void *dest, const void *src, std::size_t count) const
+    {
+        std::memcpy(dest, src, count);
+    }
+
+    void trim() const
+    {
+        std::lock_guard<std::mutex> lk(mu);
+        for (auto &kv : free_lists)
+            for (void *p : kv.second)
+                std::free(p);
+        free_lists.clear();
+        cached = 0;
+    }
+};
+
+CachingCPUAllocator *g_caching = nullptr;   // lives for the process (blocks point at it)
+
+void CachingCPUAllocator::release(void *base)
+{
+    CachingCPUAllocator *a = g_caching;
+    size_t sz = *(size_t *)base;
+    std::lock_guard<std::mutex> lk(a->mu);
+    a->in_use -= sz;
+    if (sz >= kCacheMin && a->caching.load()) {
+        a->free_lists[sz].push_back(base);
+        a->cached += sz;
+    } else {
+        std::free(base);
+    }
+}
+
+} // namespace
+
+dhf_status dhf_cpu_caching_allocator(bool enable)
+{
+    return GUARD({
+        if (enable) {
+            if (!g_caching)
+                g_caching = new CachingCPUAllocator();
+            if (c10::GetCPUAllocator() != g_caching) {
+                g_caching->previous = c10::GetCPUAllocator();
+                g_caching->caching = true;
+                // Priority 1 outranks libtorch's default registration (0).
+                c10::SetCPUAllocator(g_caching, 1);
+            }
+        } else if (g_caching && c10::GetCPUAllocator() == g_caching) {
+            g_caching->caching = false;
+            g_caching->trim();
+            c10::SetCPUAllocator(g_caching->previous, 1);
+        }
+    });
+}
+
+void dhf_cpu_allocator_stats(size_t *in_use, size_t *cached, size_t *peak)
+{
+    size_t a = 0, b = 0, c = 0;
+    if (g_caching) {
+        std::lock_guard<std::mutex> lk(g_caching->mu);
+        a = g_caching->in_use;
+        b = g_caching->cached;
+        c = g_caching->peak;
+    }
+    if (in_use)
+        *in_use = a;
+    if (cached)
+        *cached = b;
+    if (peak)
+        *peak = c;
+}
 
 const char *dhf_torch_version(void)
 {

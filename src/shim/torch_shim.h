@@ -58,8 +58,24 @@ dhf_status dhf_scope_end(void);              /* DHF_ERR_STATE if none open */
 int dhf_scope_depth(void);
 dhf_status dhf_keep(dhf_tensor t);           /* move t out of the innermost scope */
 
-dhf_status dhf_set_num_threads(int n);       /* n <= 0: number of cores */
+/* Intra-op threads for libtorch (n <= 0: number of cores). The BLAS library's own
+ * thread pool is set by dhf_set_blas_threads (see there). */
+dhf_status dhf_set_num_threads(int n);
 int dhf_get_num_threads(void);
+/* Threads of the BLAS library libtorch calls (OpenBLAS's pthread pool runs beside
+ * torch's and spins against it when both use every core). n <= 0: the default
+ * policy, DHF_BLAS_THREADS from the environment if set, else 1 thread while
+ * libtorch runs more than one. Returns DHF_OK and does nothing when the loaded
+ * BLAS has no thread control. *applied receives the count set (0 = untouched). */
+dhf_status dhf_set_blas_threads(int n, int *applied);
+/* Caching CPU allocator: freed blocks of 256 KiB or more are kept in exact-size
+ * free lists (sizes rounded up to 64 KiB) and reused instead of going back to the
+ * OS, so a loop that allocates the same big temporaries every iteration stops
+ * page-faulting them in again. Disabling releases the cache and restores the
+ * allocator that was active before. Affects tensors allocated afterwards. */
+dhf_status dhf_cpu_caching_allocator(bool enable);
+/* Bytes in live blocks, bytes cached (free, kept), peak of in_use + cached. */
+void dhf_cpu_allocator_stats(size_t *in_use, size_t *cached, size_t *peak);
 const char *dhf_torch_version(void);         /* e.g. "1.13.1" */
 bool dhf_cuda_available(void);
 int dhf_cuda_device_count(void);

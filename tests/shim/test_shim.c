@@ -322,6 +322,38 @@ static void test_inference_mode_region(void **state)
     OK(dhf_scope_end());
 }
 
+static void test_caching_allocator_reuses_blocks(void **state)
+{
+    (void)state;
+    size_t in_use0, cached0, peak0;
+    OK(dhf_cpu_caching_allocator(true));
+    dhf_cpu_allocator_stats(&in_use0, &cached0, &peak0);
+    const int64_t s[1] = {1 << 20}; /* 4 MiB of f32 */
+    dhf_tensor a = NULL;
+    OK(dhf_zeros(DHF_F32, (dhf_device){DHF_CPU, 0}, s, 1, &a));
+    void *first = dhf_data_ptr(a);
+    size_t in_use, cached, peak;
+    dhf_cpu_allocator_stats(&in_use, &cached, &peak);
+    assert_true(in_use >= in_use0 + (4u << 20));
+    dhf_free(a);
+    dhf_cpu_allocator_stats(&in_use, &cached, &peak);
+    assert_true(cached >= 4u << 20); /* kept, not returned to the OS */
+    OK(dhf_ones(DHF_F32, (dhf_device){DHF_CPU, 0}, s, 1, &a));
+    assert_ptr_equal(dhf_data_ptr(a), first); /* the same block came back */
+    assert_float_equal(dhf_item(a), 1.0, 0.0);
+    dhf_free(a);
+    OK(dhf_cpu_caching_allocator(false));
+    dhf_cpu_allocator_stats(&in_use, &cached, &peak);
+    assert_int_equal(cached, 0);
+    /* tensors still work with the previous allocator */
+    OK(dhf_ones(DHF_F32, (dhf_device){DHF_CPU, 0}, s, 1, &a));
+    assert_float_equal(dhf_item(a), 1.0, 0.0);
+    dhf_free(a);
+    int applied = -1;
+    OK(dhf_set_blas_threads(2, &applied));
+    assert_true(applied == 2 || applied == 0); /* 0: BLAS without thread control */
+}
+
 int main(void)
 {
     dhf_set_num_threads(0);
@@ -332,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_adamw_matches_update_rule),
         cmocka_unit_test(test_ops_against_known_values),
         cmocka_unit_test(test_inference_mode_region),
+        cmocka_unit_test(test_caching_allocator_reuses_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
