@@ -14,7 +14,13 @@ int dhf_cmd_info(int argc, char **argv);
 int dhf_cmd_config(int argc, char **argv);
 int dhf_cmd_data(int argc, char **argv);
 int dhf_cmd_synth(int argc, char **argv);
+int dhf_cmd_heatmap(int argc, char **argv);
+int dhf_cmd_eval(int argc, char **argv);
 int dhf_cmd_pck(int argc, char **argv);
+int dhf_cmd_extract(int argc, char **argv);
+int dhf_cmd_cache(int argc, char **argv);
+int dhf_cmd_init_model(int argc, char **argv);
+int dhf_cmd_train(int argc, char **argv);
 
 /* The table, in the order `dhf --help` lists it (defined in main.c). */
 extern const dhf_command dhf_commands[];

@@ -10,7 +10,13 @@ const dhf_command dhf_commands[] = {
     {"config", dhf_cmd_config, "show the resolved configuration, check a file, key reference"},
     {"data", dhf_cmd_data, "check a SPair-71k / CUB-200-2011 folder: structure and counts"},
     {"synth", dhf_cmd_synth, "render the synthetic benchmark in SPair-71k and CUB-200-2011 formats"},
+    {"heatmap", dhf_cmd_heatmap, "mixing-weight heatmap of a checkpoint: PNG, SVG and CSV"},
+    {"eval", dhf_cmd_eval, "keypoint transfer + PCK over a pair set: results.json/.md, predictions"},
     {"pck", dhf_cmd_pck, "recompute every PCK metric from a predictions.jsonl"},
+    {"extract", dhf_cmd_extract, "cache diffusion features of a dataset or image list (HDF5, resumable)"},
+    {"cache", dhf_cmd_cache, "feature cache: info, verify, export (safetensors), merge shards"},
+    {"init-model", dhf_cmd_init_model, "write a random-weight Stable Diffusion folder (tiny or SD sizes)"},
+    {"train", dhf_cmd_train, "train the aggregation network on cached features (resumable)"},
     {NULL, NULL, NULL},
 };
 

@@ -117,6 +117,9 @@ const dhf_cfg_key dhf_config_keys[] = {
           "Optimiser steps per epoch."),
     K_INT("val_every_n_steps", val_every_n_steps, "1000", 1, INFINITY, S_TRAIN,
           "Validate (and maybe checkpoint) every this many steps."),
+    K_INT("checkpoint_every_n_steps", checkpoint_every_n_steps, "100", 0, INFINITY, S_TRAIN,
+          "Save last.safetensors (for --resume) every this many steps, besides every "
+          "validation and the final step; 0 = only then."),
     K_DBL_GT("pck_threshold", pck_threshold, "0.1", 0, 1, S_TRAIN,
              "PCK alpha of the validation metric that picks the best checkpoint."),
     K_ENUM("aggregation_order", aggregation_order, "fast", "fast|straightforward", S_TRAIN,
@@ -142,6 +145,9 @@ const dhf_cfg_key dhf_config_keys[] = {
     K_INT64("subset_seed", subset_seed, "0", S_DATA, "Seed that draws the per-category subsets."),
     K_INT("val_pairs_per_category", val_pairs_per_category, "20", 0, INFINITY, S_DATA,
           "Validation pairs per category; 0 = the whole val split."),
+    K_STR("image_list", image_list, "\"\"", S_DATA,
+          "dhf extract only: a text file of image paths (one per line, '#' comments) to "
+          "cache instead of the dataset's images; \"\" = the images of the selected pairs."),
 
     /* ---- evaluation ---- */
     K_DLIST_GT("eval.alphas", alphas, "[0.01, 0.05, 0.1, 0.15]", 0, 1, S_EVAL,

@@ -52,6 +52,7 @@ typedef struct {
     int max_epochs;                    /* 1 */
     int max_steps_per_epoch;           /* 5000 */
     int val_every_n_steps;             /* 1000 */
+    int checkpoint_every_n_steps;      /* last.safetensors every N steps (100; 0 = at validation only) */
     double pck_threshold;              /* validation alpha (0.1) */
     char aggregation_order[32];        /* "fast" | "straightforward" (same result) */
     char checkpoint_metric[32];        /* "pck_img" | "pck_bbox" */
@@ -66,6 +67,7 @@ typedef struct {
     int pairs_per_category;            /* 0 = whole split */
     int64_t subset_seed;
     int val_pairs_per_category;        /* validation subset size (20) */
+    char image_list[DHF_CFG_STR];      /* dhf extract: text file of image paths ("" = dataset) */
 
     /* ---- evaluation ---- */
     dhf_double_list alphas;            /* [0.01, 0.05, 0.10, 0.15] */

@@ -696,6 +696,7 @@ static void fill_unusual(dhf_config *c)
     c->max_epochs = 7;
     c->max_steps_per_epoch = 123;
     c->val_every_n_steps = 45;
+    c->checkpoint_every_n_steps = 0;
     c->pck_threshold = 0.1 + 0.2;
     strcpy(c->aggregation_order, "straightforward");
     strcpy(c->checkpoint_metric, "pck_img");
@@ -708,6 +709,7 @@ static void fill_unusual(dhf_config *c)
     c->pairs_per_category = 9;
     c->subset_seed = INT64_MAX;
     c->val_pairs_per_category = 0;
+    strcpy(c->image_list, "lists/my images #1.txt");
     c->alphas.n = 3;
     c->alphas.v[0] = 0.01;
     c->alphas.v[1] = 1.0 / 7.0;

@@ -1,0 +1,339 @@
+/* bench/train.c — time one training step of the aggregation network (forward of both
+ * images, CLIP loss, backward, AdamW) at the real SD-1.5 shapes, in the paper's
+ * (straightforward) order and in the fast order, on the same libtorch.
+ *
+ *   L = 12 layers: 1280 ch x3 @ 8x8, 1280 x3 @ 16x16, 640 x3 @ 32x32, 320 x3 @ 64x64;
+ *   S timesteps (11 or 1), P = 384, R = 64, a pair of images (B = 2), K = 20 keypoints,
+ *   random features (seeded).
+ *
+ * Each order runs in its own child process, so its peak RSS (getrusage of the child)
+ * is its own. Prints median / min / first-step seconds, the phases (forward+loss,
+ * backward, AdamW), user and system CPU seconds per step, the analytic FLOP count,
+ * achieved GFLOP/s, peak RSS, and the straightforward / fast ratio.
+ *
+ * FLOPs = 2 x multiply-adds of the convolutions and of the loss's similarity products,
+ * forward and backward, counted exactly from the shapes. The backward needs weight
+ * gradients everywhere but input gradients only below conv2/conv3 (the features are
+ * inputs, conv1/shortcut get no input gradient). Elementwise work (GroupNorm, ReLU,
+ * bilinear resize, the S*L mixing scalings, softmax) is not counted (< 2%).
+ *
+ * usage: bench_train [--steps N] [--warmup N] [--S N] [--threads N]
+ *                    [--order fast|straightforward|both] [--malloc tuned|default]
+ *                    [--recompute N] */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "shim/torch_shim.h"
+#include "train/aggregator.h"
+#include "train/loss.h"
+#include "train/memtune.h"
+#include "train/optim.h"
+#include "train/step.h"
+
+#define L_SD 12
+#define P_SD 384
+#define R_SD 64
+#define B_PAIR 2
+#define K_KP 20
+#define MAX_STEPS 1000
+
+static const int sd_channels[L_SD] = { 1280, 1280, 1280, 1280, 1280, 1280,
+                                       640, 640, 640, 320, 320, 320 };
+static const int sd_hw[L_SD] = { 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64 };
+
+typedef struct {
+    int steps, warmup, S, threads;
+    int orders;          /* bit 0 straightforward, bit 1 fast */
+    int tuned_malloc;
+    int recompute;       /* fast order: layers recomputed in the backward (step.h) */
+} options;
+
+typedef struct {
+    double median, min, first;           /* wall seconds per step */
+    double fwd, bwd, opt;                /* medians of the phases */
+    double user, sys;                    /* CPU seconds per timed step */
+    double loss_first, loss_last;
+    int ok;
+    char err[512];
+} result;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double tv_s(struct timeval t) { return t.tv_sec + t.tv_usec * 1e-6; }
+
+/* Current resident set size in GiB (/proc/self/statm), for the per-step trace. */
+static double rss_gib(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0 * 1024.0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Exact FLOPs of one step (see the header comment). */
+static double step_flops(dhf_agg_order order, int S)
+{
+    const double BS = (double)B_PAIR * S, RR = (double)R_SD * R_SD;
+    const double q = P_SD / 4.0, p = P_SD;
+    double f = 0;
+    for (int l = 0; l < L_SD; l++) {
+        double c = sd_channels[l];
+        double pix = order == DHF_AGG_FAST ? (double)sd_hw[l] * sd_hw[l] : RR;
+        double mac_in = BS * (q + p) * c * pix;              /* conv1 + shortcut */
+        double mac_mid = BS * RR * (q * q * 9.0 + q * p);    /* conv2 + conv3 */
+        f += 2.0 * (mac_in * 2.0            /* forward + weight gradient */
+                    + mac_mid * 3.0);       /* forward + input and weight gradients */
+    }
+    /* loss: two [K, P] @ [P, R*R] products; backward: gradients of both operands */
+    f += 2.0 * 3.0 * (2.0 * K_KP * p * RR);
+    return f;
+}
+
+static int make_inputs(int S, dhf_tensor *feats, int64_t *src_idx, int64_t *trg_idx)
+{
+    for (int l = 0; l < L_SD; l++) {
+        int64_t shape[5] = { B_PAIR, S, sd_channels[l], sd_hw[l], sd_hw[l] };
+        if (dhf_randn(100 + (uint64_t)l, DHF_F32, shape, 5, &feats[l]) != DHF_OK)
+            return dhf_err_set("random features: %s", dhf_last_error());
+    }
+    uint64_t x = 12345;
+    for (int k = 0; k < K_KP; k++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        src_idx[k] = (int64_t)((x >> 33) % (R_SD * R_SD));
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        trg_idx[k] = (int64_t)((x >> 33) % (R_SD * R_SD));
+    }
+    return 0;
+}
+
+/* The child's work: build the network and time warmup + steps training steps. */
+static void run_order(const options *o, dhf_agg_order order, result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (o->tuned_malloc && dhf_memtune_keep_freed_memory())
+        goto fail;
+    if (dhf_set_num_threads(o->threads) != DHF_OK) {
+        dhf_err_set("threads: %s", dhf_last_error());
+        goto fail;
+    }
+    dhf_tensor feats[L_SD] = { 0 };
+    int64_t si[K_KP], ti[K_KP];
+    dhf_agg_config cfg = { .num_layers = L_SD, .num_timesteps = o->S, .proj_dim = P_SD,
+                           .out_res = R_SD, .order = order,
+                           .recompute_layers = order == DHF_AGG_FAST ? o->recompute : 0 };
+    memcpy(cfg.channels, sd_channels, sizeof sd_channels);
+    dhf_aggregator a;
+    dhf_agg_adamw opt;
+    dhf_adamw_hparams hp = dhf_adamw_defaults();
+    hp.weight_decay = 0.0;
+    if (make_inputs(o->S, feats, si, ti) || dhf_aggregator_init(&a, &cfg, 7) ||
+        dhf_agg_adamw_init(&opt, &a, &hp))
+        goto fail;
+
+    int n = o->warmup + o->steps;
+    double wall[MAX_STEPS], fwd[MAX_STEPS], bwd[MAX_STEPS], upd[MAX_STEPS];
+    struct rusage ru0, ru1;
+    for (int i = 0; i < n; i++) {
+        if (i == o->warmup)
+            getrusage(RUSAGE_SELF, &ru0);
+        dhf_step_stats st;
+        double t0 = now();
+        if (dhf_pair_backward(&a, order, feats, si, ti, K_KP, &st))
+            goto fail;
+        double t1 = t0 + st.seconds_forward;
+        double rss_fwd = rss_gib();
+        double loss = st.loss;
+        double t2 = now();
+        if (dhf_agg_adamw_step(&opt, &a))
+            goto fail;
+        double t3 = now();
+        wall[i] = t3 - t0;
+        fwd[i] = t1 - t0;
+        bwd[i] = t2 - t1;
+        upd[i] = t3 - t2;
+        if (i == 0)
+            r->loss_first = loss;
+        r->loss_last = loss;
+        fprintf(stderr, "  %s step %d/%d: %.2f s (fwd %.2f, bwd %.2f, adamw %.3f) loss %.4f, "
+                "RSS after forward %.2f GiB, after step %.2f GiB\n", dhf_agg_order_name(order),
+                i + 1, n, wall[i], fwd[i], bwd[i], upd[i], loss, rss_fwd, rss_gib());
+    }
+    getrusage(RUSAGE_SELF, &ru1);
+    r->first = wall[0];
+    r->user = (tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime)) / o->steps;
+    r->sys = (tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)) / o->steps;
+    r->min = INFINITY;
+    for (int i = o->warmup; i < n; i++)
+        if (wall[i] < r->min)
+            r->min = wall[i];
+    r->median = median(wall + o->warmup, o->steps);
+    r->fwd = median(fwd + o->warmup, o->steps);
+    r->bwd = median(bwd + o->warmup, o->steps);
+    r->opt = median(upd + o->warmup, o->steps);
+    r->ok = 1;
+    return;
+fail:
+    snprintf(r->err, sizeof r->err, "%s", dhf_err_msg());
+}
+
+/* Runs one order in a child process; the parent never touches libtorch, so forking
+ * is safe, and the child's ru_maxrss is that order's peak RSS alone. */
+static int run_child(const options *o, dhf_agg_order order, result *r, long long *peak_rss)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return dhf_err_set("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        return dhf_err_set("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fd[0]);
+        result mine;
+        run_order(o, order, &mine);
+        ssize_t w = write(fd[1], &mine, sizeof mine);
+        _exit(w == (ssize_t)sizeof mine ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t got = 0;
+    while (got < (ssize_t)sizeof *r) {
+        ssize_t k = read(fd[0], (char *)r + got, sizeof *r - (size_t)got);
+        if (k <= 0)
+            break;
+        got += k;
+    }
+    close(fd[0]);
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0)
+        return dhf_err_set("wait4: %s", strerror(errno));
+    *peak_rss = (long long)ru.ru_maxrss * 1024;
+    if (got != (ssize_t)sizeof *r)
+        return dhf_err_set("%s order: child ended without a result (status %d%s)",
+                           dhf_agg_order_name(order), status,
+                           WIFSIGNALED(status) ? ", killed by a signal: out of memory?" : "");
+    if (!r->ok)
+        return dhf_err_set("%s order: %s", dhf_agg_order_name(order), r->err);
+    return 0;
+}
+
+static int usage(const char *msg)
+{
+    if (msg)
+        fprintf(stderr, "bench_train: %s\n", msg);
+    fprintf(stderr, "usage: bench_train [--steps N (3)] [--warmup N (1)] [--S N (11)] "
+                    "[--threads N (0 = all cores)]\n"
+                    "                   [--order fast|straightforward|both] "
+                    "[--malloc tuned|default]\n"
+                    "                   [--recompute N (6): fast order, layers whose graph is "
+                    "rebuilt in the backward]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    options o = { .steps = 3, .warmup = 1, .S = 11, .threads = 0, .orders = 3,
+                  .tuned_malloc = 1, .recompute = 6 };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            return usage(NULL), 0;
+        if (!v)
+            return usage("missing value after an option");
+        i++;
+        if (!strcmp(a, "--steps"))
+            o.steps = atoi(v);
+        else if (!strcmp(a, "--warmup"))
+            o.warmup = atoi(v);
+        else if (!strcmp(a, "--S"))
+            o.S = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            o.threads = atoi(v);
+        else if (!strcmp(a, "--recompute"))
+            o.recompute = atoi(v);
+        else if (!strcmp(a, "--order"))
+            o.orders = !strcmp(v, "fast") ? 2 : !strcmp(v, "straightforward") ? 1
+                     : !strcmp(v, "both") ? 3 : 0;
+        else if (!strcmp(a, "--malloc"))
+            o.tuned_malloc = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0 : -1;
+        else
+            return usage("unknown option");
+    }
+    if (o.steps < 1 || o.warmup < 0 || o.steps + o.warmup > MAX_STEPS || o.S < 1 ||
+        o.threads < 0 || !o.orders || o.tuned_malloc < 0 || o.recompute < 0)
+        return usage("bad option value");
+
+    printf("bench/train: one training step (forward of source+target, CLIP loss, backward, "
+           "AdamW)\n");
+    printf("  SD-1.5 shapes: L=12 (1280x3@8^2, 1280x3@16^2, 640x3@32^2, 320x3@64^2), S=%d, "
+           "P=%d, R=%d, K=%d, random features\n", o.S, P_SD, R_SD, K_KP);
+    printf("  libtorch %s, threads %d, malloc %s, %d warm-up + %d timed steps per order, "
+           "fast order recomputes %d layer(s) in the backward\n", dhf_torch_version(), o.threads,
+           o.tuned_malloc ? "tuned (no mmap, no trim)" : "glibc default", o.warmup, o.steps,
+           o.recompute);
+    fflush(stdout);
+
+    result res[2];
+    long long rss[2] = { 0, 0 };
+    int done[2] = { 0, 0 };
+    const dhf_agg_order ord[2] = { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_FAST };
+    for (int k = 0; k < 2; k++) {
+        if (!(o.orders & (1 << k)))
+            continue;
+        if (run_child(&o, ord[k], &res[k], &rss[k])) {
+            fprintf(stderr, "bench_train: %s\n", dhf_err_msg());
+            return 1;
+        }
+        done[k] = 1;
+    }
+
+    printf("\n%-16s %9s %7s %7s %7s %7s %7s %8s %8s %10s %8s %9s\n", "order", "median_s",
+           "min_s", "first_s", "fwd_s", "bwd_s", "adamw_s", "user_s", "sys_s", "GFLOP/step",
+           "GFLOP/s", "peak_GiB");
+    for (int k = 0; k < 2; k++) {
+        if (!done[k])
+            continue;
+        double fl = step_flops(ord[k], o.S) / 1e9;
+        printf("%-16s %9.3f %7.3f %7.3f %7.3f %7.3f %7.3f %8.3f %8.3f %10.1f %8.1f %9.2f\n",
+               dhf_agg_order_name(ord[k]), res[k].median, res[k].min, res[k].first, res[k].fwd,
+               res[k].bwd, res[k].opt, res[k].user, res[k].sys, fl, fl / res[k].median,
+               rss[k] / (1024.0 * 1024.0 * 1024.0));
+    }
+    if (done[0] && done[1]) {
+        printf("\nratio straightforward / fast (median s/step): %.2fx\n",
+               res[0].median / res[1].median);
+        printf("loss at the first step: straightforward %.6f, fast %.6f (same init and data)\n",
+               res[0].loss_first, res[1].loss_first);
+    }
+    return 0;
+}

@@ -1,0 +1,251 @@
+/* hyperfeature_provider.c — the "hyperfeatures" descriptor provider: cached features
+ * through the aggregation network, from a checkpoint or a live network (see
+ * hyperfeature_provider.h). */
+#include "train/hyperfeature_provider.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fsutil.h"
+#include "eval/pck.h"
+#include "train/checkpoint.h"
+#include "train/optim.h"
+#include "train/shim_try.h"
+#include "train/train_data.h"
+#include "train/train_device.h"
+
+typedef struct {
+    const dhf_aggregator *net;   /* &own_net, or the caller's */
+    dhf_aggregator own_net;
+    bool owns_net;
+    dhf_feature_cache *cache;
+    bool owns_cache;
+    dhf_agg_order order;
+    dhf_device dev;
+    /* checkpoint providers only */
+    char ckpt_path[4096];
+    dhf_ckpt_meta meta;
+    bool has_meta;
+} hf_provider;
+
+static void hf_destroy(void *ctx)
+{
+    hf_provider *p = ctx;
+    if (!p)
+        return;
+    if (p->owns_net)
+        dhf_aggregator_free(&p->own_net);
+    if (p->owns_cache)
+        dhf_cache_close(p->cache);
+    if (p->has_meta)
+        dhf_ckpt_meta_free(&p->meta);
+    free(p);
+}
+
+/* [P, R, R] descriptors of one cached image (runs inside the caller's scope). */
+static int describe_scoped(hf_provider *p, const dhf_provider_input *in, dhf_descriptors *out)
+{
+    const dhf_agg_config *c = &p->net->cfg;
+    int64_t row;
+    dhf_tensor feats[DHF_AGG_MAX_LAYERS] = { 0 };
+    dhf_tensor desc = NULL;
+    if (dhf_cache_lookup(p->cache, in->key, &row) != 0)
+        return -1;
+    const dhf_cache_image *im = dhf_cache_image_at(p->cache, row);
+    if (in->width > 0 && in->height > 0 && (im->width != in->width || im->height != in->height))
+        return dhf_err_set("%s: image '%s' was cached at %dx%d but the dataset's is %dx%d "
+                           "(another file with the same key?)", dhf_cache_path(p->cache),
+                           in->key, im->width, im->height, in->width, in->height);
+    if (dhf_train_read_features(p->cache, &row, 1, p->dev, feats) != 0)
+        return -1;
+    bool prev = true;
+    dhf_set_grad_enabled(false, &prev);
+    int rc = dhf_aggregator_forward_order(p->net, feats, p->order, &desc);
+    dhf_set_grad_enabled(prev, NULL);
+    if (rc != 0)
+        return -1;
+    size_t n = (size_t)c->proj_dim * (size_t)c->out_res * (size_t)c->out_res;
+    float *data = malloc(n * sizeof *data);
+    if (!data)
+        return dhf_err_set("out of memory for %zu descriptor values", n);
+    if (dhf_to_buffer(desc, DHF_F32, data, n * sizeof *data) != DHF_OK) {
+        free(data);
+        return dhf_err_set("descriptors: %s", dhf_last_error());
+    }
+    *out = (dhf_descriptors){ .data = data, .c = c->proj_dim, .h = c->out_res, .w = c->out_res };
+    return 0;
+}
+
+static int hf_describe(void *ctx, const dhf_provider_input *in, dhf_descriptors *out)
+{
+    hf_provider *p = ctx;
+    memset(out, 0, sizeof *out);
+    if (in->resize != DHF_RESIZE_STRETCH)
+        return dhf_err_set("provider hyperfeatures: the cached features cover the image "
+                           "stretched to a square; eval.resize must be stretch, not %s",
+                           dhf_resize_policy_name(in->resize));
+    dhf_scope_begin();
+    int rc = describe_scoped(p, in, out);
+    dhf_scope_end();
+    return rc != 0 ? dhf_err_wrap("hyperfeatures of '%s'", in->key) : 0;
+}
+
+static cJSON *hf_protocol(void *ctx)
+{
+    hf_provider *p = ctx;
+    const dhf_agg_config *c = &p->net->cfg;
+    const dhf_cache_layout *l = dhf_cache_get_layout(p->cache);
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    if (p->has_meta) {
+        cJSON_AddStringToObject(o, "checkpoint", p->ckpt_path);
+        cJSON_AddStringToObject(o, "checkpoint_name", dhf_basename(p->ckpt_path));
+        cJSON_AddStringToObject(o, "run_name", p->meta.run_name);
+        cJSON_AddNumberToObject(o, "step", (double)p->meta.step);
+        if (p->meta.has_best) {
+            cJSON_AddStringToObject(o, "best_metric", p->meta.best_metric);
+            dhf_json_add_exact(o, "best_value", p->meta.best_value);
+            cJSON_AddNumberToObject(o, "best_step", (double)p->meta.best_step);
+        }
+    } else {
+        cJSON_AddStringToObject(o, "checkpoint", "(network being trained)");
+    }
+    cJSON_AddStringToObject(o, "cache", dhf_cache_path(p->cache));
+    cJSON_AddStringToObject(o, "model", l->model_name);
+    cJSON_AddStringToObject(o, "model_hash", l->model_hash);
+    cJSON_AddStringToObject(o, "aggregation_order", dhf_agg_order_name(p->order));
+    cJSON_AddNumberToObject(o, "projection_dim", c->proj_dim);
+    cJSON_AddNumberToObject(o, "output_resolution", c->out_res);
+    cJSON_AddNumberToObject(o, "layers", c->num_layers);
+    cJSON *ts = cJSON_AddArrayToObject(o, "save_timestep");
+    for (int s = 0; ts && s < l->num_steps; s++)
+        cJSON_AddItemToArray(ts, cJSON_CreateNumber((double)l->save_label[s]));
+    return o;
+}
+
+static void describe_line(hf_provider *p, dhf_provider *out)
+{
+    const dhf_agg_config *c = &p->net->cfg;
+    if (p->has_meta)
+        snprintf(out->description, sizeof out->description,
+                 "diffusion hyperfeatures: %.160s (run %.160s, step %lld) over %d layers x %d "
+                 "timesteps of the feature cache, %dx%dx%d",
+                 dhf_basename(p->ckpt_path), p->meta.run_name, (long long)p->meta.step,
+                 c->num_layers, c->num_timesteps, c->proj_dim, c->out_res, c->out_res);
+    else
+        snprintf(out->description, sizeof out->description,
+                 "diffusion hyperfeatures of the network being trained over %d layers x %d "
+                 "timesteps of the feature cache, %dx%dx%d",
+                 c->num_layers, c->num_timesteps, c->proj_dim, c->out_res, c->out_res);
+}
+
+static void install(hf_provider *p, dhf_provider *out)
+{
+    describe_line(p, out);
+    out->needs_image = false;
+    out->ctx = p;
+    out->describe = hf_describe;
+    out->protocol = hf_protocol;
+    out->destroy = hf_destroy;
+}
+
+int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_agg_order order,
+                                    dhf_feature_cache *cache, dhf_device dev, const char *name,
+                                    dhf_provider *out)
+{
+    memset(out, 0, sizeof *out);
+    hf_provider *p = calloc(1, sizeof *p);
+    if (!p)
+        return dhf_err_set("out of memory");
+    p->net = a;
+    p->cache = cache;
+    p->order = order;
+    p->dev = dev;
+    snprintf(out->name, sizeof out->name, "%s", name ? name : "hyperfeatures");
+    install(p, out);
+    return 0;
+}
+
+/* The network described by the checkpoint's config and cache identity, with its
+ * parameters loaded (moments left unread). */
+static int load_network(hf_provider *p, const dhf_config *eval_cfg)
+{
+    dhf_config ccfg;
+    if (dhf_ckpt_meta_config(&p->meta, &ccfg) != 0)
+        return -1;
+    const dhf_ckpt_cache_identity *id = &p->meta.cache;
+    if (id->num_layers < 1 || id->num_layers > DHF_AGG_MAX_LAYERS)
+        return dhf_err_set("%s: cache_identity has %d layers (expected 1..%d)", p->ckpt_path,
+                           id->num_layers, DHF_AGG_MAX_LAYERS);
+    dhf_agg_config ac = { 0 };
+    ac.num_layers = id->num_layers;
+    ac.num_timesteps = id->num_steps;
+    ac.proj_dim = ccfg.projection_dim;
+    ac.out_res = ccfg.output_resolution;
+    for (int l = 0; l < id->num_layers; l++)
+        ac.channels[l] = (int)id->layer_chw[l][0];
+    if (dhf_agg_order_parse(eval_cfg->aggregation_order, &ac.order) != 0)
+        return -1;
+    p->order = ac.order;
+    if (dhf_aggregator_init(&p->own_net, &ac, 0) != 0)
+        return dhf_err_wrap("%s", p->ckpt_path);
+    p->owns_net = true;
+    p->net = &p->own_net;
+    dhf_ckpt_entry entries[DHF_AGG_MAX_PARAMS];
+    int n = p->own_net.num_params;
+    for (int i = 0; i < n; i++)
+        entries[i] = (dhf_ckpt_entry){ .name = p->own_net.names[i], .param = p->own_net.params[i] };
+    if (dhf_ckpt_load(p->ckpt_path, entries, n, NULL) != 0)
+        return -1;
+    return dhf_train_to_device(&p->own_net, NULL, p->dev);
+}
+
+int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider *out)
+{
+    memset(out, 0, sizeof *out);
+    if (args->arg && *args->arg)
+        return dhf_err_set("provider hyperfeatures takes no argument (got ':%s'); give the "
+                           "network with --checkpoint", args->arg);
+    if (!args->checkpoint || !*args->checkpoint)
+        return dhf_err_set("provider hyperfeatures needs --checkpoint CKPT (a dhf train "
+                           "checkpoint, e.g. checkpoints/<run>/best.safetensors)");
+    if (!args->cfg || !args->cfg->cache_path[0])
+        return dhf_err_set("provider hyperfeatures needs cache_path (config key): the feature "
+                           "cache the network reads, made by dhf extract");
+    hf_provider *p = calloc(1, sizeof *p);
+    if (!p)
+        return dhf_err_set("out of memory");
+    snprintf(p->ckpt_path, sizeof p->ckpt_path, "%s", args->checkpoint);
+    dhf_ckpt_meta_init(&p->meta);
+    p->has_meta = true;
+    if (dhf_train_parse_device(args->cfg->device, "device", &p->dev) != 0 ||
+        dhf_ckpt_read_meta(p->ckpt_path, &p->meta) != 0)
+        goto fail;
+    if (!p->meta.has_cache) {
+        dhf_err_set("%s: the checkpoint records no feature-cache identity (metadata "
+                    "cache_identity), so the cache it needs is unknown", p->ckpt_path);
+        goto fail;
+    }
+    if (dhf_cache_open_read(args->cfg->cache_path, 2, &p->cache) != 0)
+        goto fail;
+    p->owns_cache = true;
+    dhf_ckpt_cache_identity have;
+    if (dhf_ckpt_identity_from_layout(dhf_cache_get_layout(p->cache), &have) != 0)
+        goto fail;
+    char want_name[4200], have_name[4200];
+    snprintf(want_name, sizeof want_name, "checkpoint %s", p->ckpt_path);
+    snprintf(have_name, sizeof have_name, "feature cache %s", args->cfg->cache_path);
+    if (dhf_ckpt_identity_check(&p->meta.cache, want_name, &have, have_name) != 0)
+        goto fail;
+    if (load_network(p, args->cfg) != 0)
+        goto fail;
+    snprintf(out->name, sizeof out->name, "hyperfeatures");
+    install(p, out);
+    return 0;
+fail:
+    hf_destroy(p);
+    return -1;
+}

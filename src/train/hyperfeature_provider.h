@@ -1,0 +1,31 @@
+/* hyperfeature_provider.h — Diffusion Hyperfeatures as a `dhf eval` descriptor
+ * provider (eval/provider.h): an image's cached features (the config's cache_path)
+ * through a trained aggregation network, giving a P x R x R map that covers the
+ * image stretched to a square (so eval.resize must be "stretch").
+ *
+ *   dhf eval CONFIG --provider hyperfeatures --checkpoint RUN/best.safetensors
+ *
+ * The network's shape (projection_dim, output_resolution, layers and channels) comes
+ * from the checkpoint; the cache must be the one it was trained on (same model,
+ * timesteps, layer shapes and extraction settings: dhf_ckpt_identity_check). The
+ * protocol records the checkpoint's path, name, run, step and best metric. The
+ * trainer's validation uses the same describe() on its live network. */
+#ifndef DHF_TRAIN_HYPERFEATURE_PROVIDER_H
+#define DHF_TRAIN_HYPERFEATURE_PROVIDER_H
+
+#include "eval/provider.h"
+#include "extract/feature_cache.h"
+#include "shim/torch_shim.h"
+#include "train/aggregator.h"
+
+/* Factory for the provider table: needs args->checkpoint and args->cfg->cache_path;
+ * args->arg must be NULL. Order (aggregation_order) and device from args->cfg. */
+int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider *out);
+
+/* A provider over a network and cache the caller owns (BORROWED: both must outlive
+ * the provider; the network is only read). `name` goes into out->name. */
+int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_agg_order order,
+                                    dhf_feature_cache *cache, dhf_device dev, const char *name,
+                                    dhf_provider *out);
+
+#endif

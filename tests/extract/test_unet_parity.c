@@ -1,0 +1,110 @@
+/* test_unet_parity.c — one UNet call against diffusers v0.14 (unet_single.safetensors):
+ * eps, the 12 DHF features, the full block outputs and every debug intermediate,
+ * each within tolerances.json. Also checks the feature-shape helper against the
+ * features actually produced.
+ * Usage: test_unet_parity [MODEL_DIR [REF_DIR [TOLERANCES_JSON]]]
+ * dhf-test: label=parity */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/torch/st_tensor.h"
+#include "extract/parity.h"
+#include "extract/unet.h"
+#include "extract/parity_util.h"
+
+static void test_unet_single(void **state)
+{
+    (void)state;
+    dhf_tolerances *tol = NULL;
+    dhf_unet *u = NULL;
+    dhf_st_file *ref = NULL;
+    const char *ref_path = parity_path(g_ref_dir, "unet_single.safetensors");
+    if (dhf_tolerances_load(g_tol_path, &tol) != 0)
+        fail_msg("%s", dhf_err_msg());
+    if (dhf_unet_load(parity_path(g_model_dir, "unet"), NULL, &u) != 0)
+        fail_msg("%s", dhf_err_msg());
+    if (dhf_st_open(ref_path, &ref) != 0)
+        fail_msg("%s", dhf_err_msg());
+
+    dhf_tensor sample = NULL, ts = NULL, ctx = NULL, eps = NULL;
+    if (dhf_st_load(ref, "in/sample", &sample) != 0 || dhf_st_load(ref, "in/timestep", &ts) != 0 ||
+        dhf_st_load(ref, "in/encoder_hidden_states", &ctx) != 0)
+        fail_msg("%s", dhf_err_msg());
+    int B = (int)dhf_size(sample, 0);
+    float tvals[16];
+    assert_true(B <= 16);
+    assert_int_equal(dhf_to_buffer(ts, DHF_F32, tvals, (size_t)B * sizeof(float)), DHF_OK);
+
+    int nf = dhf_unet_n_features(u);
+    assert_int_equal(nf, 12);
+    dhf_tensor feats[64] = {0};
+    dhf_unet_debug dbg;
+    assert_int_equal(dhf_inference_begin(), DHF_OK);
+    if (dhf_unet_forward(u, sample, tvals, ctx, &eps, feats, &dbg) != 0)
+        fail_msg("forward: %s", dhf_err_msg());
+    assert_int_equal(dhf_inference_end(), DHF_OK);
+
+    dhf_parity_report r;
+    dhf_parity_init(&r, tol, "unet_single");
+    char name[64];
+    dhf_parity_check(&r, eps, ref, "out/eps", "out/eps");
+    for (int k = 0; k < nf; k++) {
+        int64_t chw[3];
+        assert_int_equal(dhf_unet_feature_shape(u, k, dhf_size(sample, 2), dhf_size(sample, 3),
+                                                chw), 0);
+        assert_int_equal(dhf_size(feats[k], 1), chw[0]);
+        assert_int_equal(dhf_size(feats[k], 2), chw[1]);
+        assert_int_equal(dhf_size(feats[k], 3), chw[2]);
+        snprintf(name, sizeof name, "feat/layer%02d", k + 1);
+        dhf_parity_check(&r, feats[k], ref, name, name);
+        snprintf(name, sizeof name, "block/layer%02d", k + 1);
+        dhf_parity_check(&r, dbg.blocks[k], ref, name, name);
+    }
+    dhf_parity_check(&r, dbg.t_sinusoid, ref, "dbg/t_sinusoid", "dbg/t_sinusoid");
+    dhf_parity_check(&r, dbg.t_emb, ref, "dbg/t_emb", "dbg/t_emb");
+    dhf_parity_check(&r, dbg.conv_in, ref, "dbg/conv_in", "dbg/conv_in");
+    assert_int_equal(dbg.n_skips, 12);
+    for (int i = 0; i < dbg.n_skips; i++) {
+        snprintf(name, sizeof name, "dbg/skip%02d", i);
+        dhf_parity_check(&r, dbg.skips[i], ref, name, name);
+    }
+    dhf_parity_check(&r, dbg.mid_out, ref, "dbg/mid_out", "dbg/mid_out");
+    for (int i = 0; i < dbg.n_up; i++) {
+        snprintf(name, sizeof name, "dbg/up%d_out", i);
+        dhf_parity_check(&r, dbg.up_out[i], ref, name, name);
+    }
+    dhf_parity_print(&r, stdout);
+    if (r.n_fail)
+        printf("last error: %s\n", dhf_err_msg());
+    assert_int_equal(r.n_checked, 1 + 24 + 3 + 12 + 1 + 4);
+    assert_int_equal(r.n_fail, 0);
+
+    for (int k = 0; k < nf; k++)
+        dhf_free(feats[k]);
+    dhf_unet_debug_free(&dbg);
+    dhf_free(eps);
+    dhf_free(sample);
+    dhf_free(ts);
+    dhf_free(ctx);
+    dhf_st_close(ref);
+    dhf_unet_free(u);
+    dhf_tolerances_free(tol);
+    assert_int_equal(dhf_live_tensors(), 0);
+}
+
+int main(int argc, char **argv)
+{
+    int skip = parity_parse_args(argc, argv, DHF_FIXTURES_ROOT "/sd/models/tiny-sd15",
+                                 DHF_FIXTURES_ROOT "/sd/refs/tiny-sd15",
+                                 DHF_FIXTURES_ROOT "/sd/tolerances.json");
+    if (skip)
+        return skip;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unet_single),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

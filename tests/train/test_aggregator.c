@@ -1,0 +1,428 @@
+/* test_aggregator.c — unit tests of the aggregation network and its loss: the fast
+ * order equals the paper's order (descriptors and gradients) on random shapes with
+ * integer and non-integer resize factors, parameter names and init, keypoint ->
+ * grid-index rounding (half to even) and visibility filtering, the loss against a
+ * direct double-precision evaluation, and errors on bad input.
+ * dhf-test: label=unit */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "shim/torch_shim.h"
+#include "train/aggregator.h"
+#include "train/loss.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static float *values(dhf_tensor t, int64_t *n)
+{
+    *n = dhf_numel(t);
+    float *v = malloc((size_t)*n * sizeof *v);
+    assert_non_null(v);
+    assert_int_equal(dhf_to_buffer(t, DHF_F32, v, (size_t)*n * sizeof *v), DHF_OK);
+    return v;
+}
+
+/* max |a - b| over all entries, and max |b| for scale */
+static double max_abs_diff(dhf_tensor a, dhf_tensor b, double *scale)
+{
+    int64_t na, nb;
+    float *x = values(a, &na), *y = values(b, &nb);
+    assert_int_equal(na, nb);
+    double m = 0, s = 0;
+    for (int64_t i = 0; i < na; i++) {
+        double d = fabs((double)x[i] - y[i]);
+        if (d > m || isnan(d))
+            m = isnan(d) ? INFINITY : d;
+        if (fabs(y[i]) > s)
+            s = fabs(y[i]);
+    }
+    free(x);
+    free(y);
+    if (scale)
+        *scale = s;
+    return m;
+}
+
+/* Random features [B, S, C_l, H_l, W_l] for every layer. */
+static void random_feats(const dhf_agg_config *c, const int (*hw)[2], int B, uint64_t seed,
+                         dhf_tensor *feats)
+{
+    for (int l = 0; l < c->num_layers; l++) {
+        int64_t shape[5] = { B, c->num_timesteps, c->channels[l], hw[l][0], hw[l][1] };
+        assert_int_equal(dhf_randn(seed + (uint64_t)l, DHF_F32, shape, 5, &feats[l]), DHF_OK);
+    }
+}
+
+/* Moves the GN affine parameters and mixing weights away from 1/0 so that their
+ * gradients and effect are exercised (as the fixtures do). */
+static void perturb(dhf_aggregator *a, uint64_t seed)
+{
+    bool prev;
+    dhf_set_grad_enabled(false, &prev);
+    for (int i = 0; i < a->num_params; i++) {
+        if (dhf_ndim(a->params[i]) != 1)
+            continue;
+        dhf_tensor noise = NULL;
+        int64_t n = dhf_numel(a->params[i]);
+        assert_int_equal(dhf_randn(seed + (uint64_t)i, DHF_F32, &n, 1, &noise), DHF_OK);
+        assert_int_equal(dhf_add_scaled_(a->params[i], noise, i == 0 ? 0.5 : 0.1), DHF_OK);
+        dhf_free(noise);
+    }
+    dhf_set_grad_enabled(prev, NULL);
+}
+
+typedef struct {
+    dhf_agg_config cfg;
+    int hw[8][2];
+    int batch;
+} shape_case;
+
+/* Descriptor and a loss-like scalar's gradients in one order. */
+static void run_order(dhf_aggregator *a, const dhf_tensor *feats, dhf_agg_order order,
+                      dhf_tensor *desc, dhf_tensor *grads)
+{
+    assert_int_equal(dhf_aggregator_clear_grads(a), 0);
+    if (dhf_aggregator_forward_order(a, feats, order, desc)) {
+        print_error("%s\n", dhf_err_msg());
+        fail();
+    }
+    /* a non-uniform scalar so that every output entry gets a different weight */
+    dhf_tensor w = NULL, prod = NULL, total = NULL;
+    int64_t shape[DHF_MAX_DIMS];
+    int nd;
+    assert_int_equal(dhf_shape(*desc, shape, &nd), DHF_OK);
+    assert_int_equal(dhf_randn(777, DHF_F32, shape, nd, &w), DHF_OK);
+    assert_int_equal(dhf_mul(*desc, w, &prod), DHF_OK);
+    assert_int_equal(dhf_sum(prod, &total), DHF_OK);
+    assert_int_equal(dhf_backward(total), DHF_OK);
+    for (int i = 0; i < a->num_params; i++) {
+        dhf_tensor g = NULL;
+        assert_int_equal(dhf_grad(a->params[i], &g), DHF_OK);
+        assert_non_null(g);
+        assert_int_equal(dhf_clone(g, &grads[i]), DHF_OK);
+        dhf_free(g);
+    }
+    dhf_free(w);
+    dhf_free(prod);
+    dhf_free(total);
+}
+
+static void check_orders_agree(const shape_case *sc)
+{
+    dhf_aggregator a;
+    dhf_tensor feats[8] = { 0 };
+    if (dhf_aggregator_init(&a, &sc->cfg, 42)) {
+        print_error("%s\n", dhf_err_msg());
+        fail();
+    }
+    perturb(&a, 5);
+    random_feats(&sc->cfg, sc->hw, sc->batch, 1000, feats);
+
+    dhf_tensor d_fast = NULL, d_slow = NULL;
+    dhf_tensor g_fast[DHF_AGG_MAX_LAYERS * DHF_BNECK_NPARAMS + 1] = { 0 };
+    dhf_tensor g_slow[DHF_AGG_MAX_LAYERS * DHF_BNECK_NPARAMS + 1] = { 0 };
+    run_order(&a, feats, DHF_AGG_FAST, &d_fast, g_fast);
+    run_order(&a, feats, DHF_AGG_STRAIGHTFORWARD, &d_slow, g_slow);
+
+    double scale = 0, err = max_abs_diff(d_fast, d_slow, &scale);
+    if (!(err <= 1e-5 * (1 + scale))) {
+        print_error("descriptor: fast vs straightforward differ by %g (max |desc| %g)\n", err,
+                    scale);
+        fail();
+    }
+    for (int i = 0; i < a.num_params; i++) {
+        double gs = 0, ge = max_abs_diff(g_fast[i], g_slow[i], &gs);
+        /* float32 sums over up to B*S*R*R terms in different orders */
+        if (!(ge <= 1e-6 + 1e-4 * gs)) {
+            print_error("grad %s: fast vs straightforward differ by %g (max |grad| %g)\n",
+                        a.names[i], ge, gs);
+            fail();
+        }
+        dhf_free(g_fast[i]);
+        dhf_free(g_slow[i]);
+    }
+    dhf_free(d_fast);
+    dhf_free(d_slow);
+    for (int l = 0; l < sc->cfg.num_layers; l++)
+        dhf_free(feats[l]);
+    dhf_aggregator_free(&a);
+}
+
+/* ---- order equivalence ---------------------------------------------------------- */
+
+static void test_orders_agree_integer_factors(void **state)
+{
+    (void)state;
+    shape_case sc = { .cfg = { .num_layers = 3, .num_timesteps = 2, .proj_dim = 128,
+                               .out_res = 16, .channels = { 48, 40, 24 } },
+                      .hw = { { 4, 4 }, { 8, 8 }, { 16, 16 } }, .batch = 2 };
+    check_orders_agree(&sc);
+}
+
+static void test_orders_agree_fractional_factors(void **state)
+{
+    (void)state;
+    /* 16/6, 16/12, 16/7 x 16/9 (non-square), and a map larger than R (downsampling) */
+    shape_case sc = { .cfg = { .num_layers = 4, .num_timesteps = 3, .proj_dim = 128,
+                               .out_res = 16, .channels = { 36, 20, 16, 12 } },
+                      .hw = { { 6, 6 }, { 12, 12 }, { 7, 9 }, { 20, 20 } }, .batch = 2 };
+    check_orders_agree(&sc);
+}
+
+static void test_orders_agree_odd_output(void **state)
+{
+    (void)state;
+    /* odd R, one image, one timestep, P = 256 */
+    shape_case sc = { .cfg = { .num_layers = 2, .num_timesteps = 1, .proj_dim = 256,
+                               .out_res = 11, .channels = { 64, 8 } },
+                      .hw = { { 3, 3 }, { 5, 5 } }, .batch = 1 };
+    check_orders_agree(&sc);
+}
+
+/* ---- parameters ------------------------------------------------------------------ */
+
+static void test_param_names_and_init(void **state)
+{
+    (void)state;
+    dhf_agg_config c = { .num_layers = 2, .num_timesteps = 3, .proj_dim = 384, .out_res = 8,
+                         .channels = { 1280, 320 } };
+    dhf_aggregator a, b;
+    assert_int_equal(dhf_aggregator_init(&a, &c, 9), 0);
+    assert_int_equal(dhf_aggregator_init(&b, &c, 9), 0);
+    assert_int_equal(a.num_params, 1 + 2 * 12);
+    assert_string_equal(a.names[0], "mixing_weights");
+    assert_string_equal(a.names[1], "bottlenecks.0.conv1.weight");
+    assert_string_equal(a.names[2], "bottlenecks.0.conv1.norm.weight");
+    assert_string_equal(a.names[12], "bottlenecks.0.shortcut.norm.bias");
+    assert_string_equal(a.names[13 + 9], "bottlenecks.1.shortcut.weight");
+    assert_int_equal(dhf_numel(a.params[0]), 6);
+
+    int64_t n;
+    float *mw = values(a.params[0], &n);
+    for (int64_t i = 0; i < n; i++)
+        assert_true(mw[i] == 1.0f);
+    free(mw);
+
+    /* conv1 of layer 0: [96, 1280, 1, 1], fan_out = 96 -> std sqrt(2/96) = 0.1443;
+     * conv2: [96, 96, 3, 3], fan_out = 864 -> std 0.0481 */
+    const int which[2] = { 1, 4 };
+    const double want_std[2] = { sqrt(2.0 / 96.0), sqrt(2.0 / 864.0) };
+    for (int k = 0; k < 2; k++) {
+        float *w = values(a.params[which[k]], &n);
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < n; i++) {
+            s += w[i];
+            s2 += (double)w[i] * w[i];
+        }
+        double mean = s / n, sd = sqrt(s2 / n - mean * mean);
+        /* n >= 82944 draws: the sample std is within ~0.5% (5 sigma) */
+        assert_true(fabs(mean) < 5 * want_std[k] / sqrt((double)n));
+        assert_true(fabs(sd / want_std[k] - 1) < 0.01);
+        free(w);
+        /* same seed, same values */
+        double d = max_abs_diff(a.params[which[k]], b.params[which[k]], NULL);
+        assert_true(d == 0.0);
+    }
+    float *gw = values(a.params[2], &n), *gb = values(a.params[3], &n);
+    for (int64_t i = 0; i < n; i++)
+        assert_true(gw[i] == 1.0f && gb[i] == 0.0f);
+    free(gw);
+    free(gb);
+    for (int i = 0; i < a.num_params; i++)
+        assert_true(dhf_requires_grad(a.params[i]));
+    dhf_aggregator_free(&a);
+    dhf_aggregator_free(&b);
+}
+
+static void test_bad_config_and_input(void **state)
+{
+    (void)state;
+    dhf_aggregator a;
+    dhf_agg_config bad = { .num_layers = 1, .num_timesteps = 1, .proj_dim = 100, .out_res = 8,
+                           .channels = { 16 } };
+    assert_int_equal(dhf_aggregator_init(&a, &bad, 1), -1);
+    assert_non_null(strstr(dhf_err_msg(), "projection_dim"));
+
+    dhf_agg_config c = { .num_layers = 1, .num_timesteps = 2, .proj_dim = 128, .out_res = 8,
+                         .channels = { 16 } };
+    assert_int_equal(dhf_aggregator_init(&a, &c, 1), 0);
+    dhf_tensor f = NULL, d = NULL;
+    int64_t wrong[5] = { 2, 2, 17, 4, 4 };   /* 17 channels, layer wants 16 */
+    assert_int_equal(dhf_randn(1, DHF_F32, wrong, 5, &f), DHF_OK);
+    assert_int_equal(dhf_aggregator_forward(&a, &f, &d), -1);
+    assert_non_null(strstr(dhf_err_msg(), "layer 0"));
+    assert_null(d);
+    dhf_free(f);
+    dhf_aggregator_free(&a);
+
+    dhf_agg_order o;
+    assert_int_equal(dhf_agg_order_parse("fast", &o), 0);
+    assert_int_equal(o, DHF_AGG_FAST);
+    assert_int_equal(dhf_agg_order_parse("straightforward", &o), 0);
+    assert_int_equal(o, DHF_AGG_STRAIGHTFORWARD);
+    assert_int_equal(dhf_agg_order_parse("quick", &o), -1);
+}
+
+/* ---- keypoints -------------------------------------------------------------------- */
+
+static void test_half_to_even(void **state)
+{
+    (void)state;
+    assert_int_equal(dhf_grid_round(2.5, 16), 2);
+    assert_int_equal(dhf_grid_round(3.5, 16), 4);
+    assert_int_equal(dhf_grid_round(0.5, 16), 0);
+    assert_int_equal(dhf_grid_round(1.5, 16), 2);
+    assert_int_equal(dhf_grid_round(14.5, 16), 14);
+    assert_int_equal(dhf_grid_round(2.4999, 16), 2);
+    assert_int_equal(dhf_grid_round(2.5001, 16), 3);
+    /* clipped first, then rounded */
+    assert_int_equal(dhf_grid_round(-0.7, 16), 0);
+    assert_int_equal(dhf_grid_round(15.4, 16), 15);
+    assert_int_equal(dhf_grid_round(15.6, 16), 15);
+    assert_int_equal(dhf_grid_round(100.0, 16), 15);
+    assert_int_equal(dhf_grid_round(NAN, 16), 0);
+    /* idx = y * R + x */
+    assert_int_equal(dhf_grid_index(2.5, 3.5, 16), 4 * 16 + 2);
+    assert_int_equal(dhf_grid_index(15.9, 0.2, 16), 15);
+    /* pixels -> grid: x * R / W, no half-pixel offset: 10 px of 256 at R 64 = 2.5 -> 2 */
+    assert_true(dhf_pixel_to_grid(10.0, 256.0, 64) == 2.5);
+    assert_true(dhf_pixel_to_grid(100.0, 400.0, 64) == 16.0);
+    assert_int_equal(dhf_grid_round(dhf_pixel_to_grid(14.0, 256.0, 64), 64), 4); /* 3.5 */
+}
+
+static void test_keypoint_visibility(void **state)
+{
+    (void)state;
+    const float src[] = { 1, 1, 2, 2, 3, 3, 4.5f, 5.5f };
+    const float trg[] = { 7, 0, 6, 1, 5, 2, 2.5f, 0.5f };
+    const bool sv[] = { true, false, true, true };
+    const bool tv[] = { true, true, false, true };
+    int64_t si[4], ti[4];
+    int k = dhf_keypoints_to_indices(src, trg, sv, tv, 4, 8, si, ti);
+    assert_int_equal(k, 2);
+    assert_int_equal(si[0], 1 * 8 + 1);
+    assert_int_equal(ti[0], 0 * 8 + 7);
+    assert_int_equal(si[1], 6 * 8 + 4);     /* (4.5, 5.5) -> (4, 6) */
+    assert_int_equal(ti[1], 0 * 8 + 2);     /* (2.5, 0.5) -> (2, 0) */
+    assert_int_equal(dhf_keypoints_to_indices(src, trg, NULL, NULL, 4, 8, si, ti), 4);
+
+    /* pixel variant: source 80x40 image, target 160x160, R = 8 */
+    const float sp[] = { 25, 15 };          /* x 25*8/80 = 2.5 -> 2, y 15*8/40 = 3 */
+    const float tp[] = { 70, 150 };         /* x 3.5 -> 4, y 7.5 -> 7 (clipped to 7) */
+    k = dhf_keypoints_px_to_indices(sp, 80, 40, tp, 160, 160, NULL, NULL, 1, 8, si, ti);
+    assert_int_equal(k, 1);
+    assert_int_equal(si[0], 3 * 8 + 2);
+    assert_int_equal(ti[0], 7 * 8 + 4);
+}
+
+/* ---- loss --------------------------------------------------------------------------- */
+
+/* Direct evaluation in double of the formula in loss.h on [P, RR] data. */
+static double reference_loss(const float *a, const float *b, int P, int RR, const int64_t *si,
+                             const int64_t *ti, int K)
+{
+    double *an = malloc(sizeof(double) * P * RR), *bn = malloc(sizeof(double) * P * RR);
+    for (int j = 0; j < RR; j++) {
+        double na = 0, nb = 0;
+        for (int p = 0; p < P; p++) {
+            na += (double)a[p * RR + j] * a[p * RR + j];
+            nb += (double)b[p * RR + j] * b[p * RR + j];
+        }
+        for (int p = 0; p < P; p++) {
+            an[p * RR + j] = a[p * RR + j] / sqrt(na);
+            bn[p * RR + j] = b[p * RR + j] / sqrt(nb);
+        }
+    }
+    double halves[2] = { 0, 0 };
+    for (int side = 0; side < 2; side++) {
+        const double *x = side ? bn : an, *y = side ? an : bn;
+        const int64_t *rows = side ? ti : si, *labels = side ? si : ti;
+        for (int k = 0; k < K; k++) {
+            double mx = -INFINITY, z = 0, target = 0;
+            double *lg = malloc(sizeof(double) * RR);
+            for (int j = 0; j < RR; j++) {
+                double dot = 0;
+                for (int p = 0; p < P; p++)
+                    dot += x[p * RR + rows[k]] * y[p * RR + j];
+                lg[j] = dot / 0.07;
+                if (lg[j] > mx)
+                    mx = lg[j];
+            }
+            for (int j = 0; j < RR; j++)
+                z += exp(lg[j] - mx);
+            target = lg[labels[k]];
+            halves[side] += -(target - mx - log(z)) / K;
+            free(lg);
+        }
+    }
+    free(an);
+    free(bn);
+    return 0.5 * (halves[0] + halves[1]);
+}
+
+static void test_clip_loss_matches_direct_formula(void **state)
+{
+    (void)state;
+    const int P = 5, R = 4, RR = R * R, K = 3;
+    int64_t shape[3] = { P, R, R };
+    dhf_tensor ds = NULL, dt = NULL;
+    assert_int_equal(dhf_randn(11, DHF_F32, shape, 3, &ds), DHF_OK);
+    assert_int_equal(dhf_randn(12, DHF_F32, shape, 3, &dt), DHF_OK);
+    const int64_t si[3] = { 0, 5, 15 }, ti[3] = { 3, 5, 5 };   /* shared target index */
+    int64_t n;
+    float *a = values(ds, &n), *b = values(dt, &n);
+    double want = reference_loss(a, b, P, RR, si, ti, K);
+
+    dhf_clip_loss_result r;
+    assert_int_equal(dhf_clip_loss(ds, dt, si, ti, K, &r), 0);
+    double got = dhf_item(r.loss);
+    assert_true(fabs(got - want) < 1e-5 * (1 + fabs(want)));
+    assert_int_equal(dhf_size(r.logits_src_rows, 0), K);
+    assert_int_equal(dhf_size(r.logits_src_rows, 1), RR);
+    double ls = dhf_item(r.loss_src), lt = dhf_item(r.loss_trg);
+    assert_true(fabs(0.5 * (ls + lt) - got) < 1e-6);
+    dhf_clip_loss_result_free(&r);
+
+    /* a scaled descriptor gives the same loss (rows are normalised) */
+    dhf_tensor ds3 = NULL;
+    assert_int_equal(dhf_mul_scalar(ds, 3.0, &ds3), DHF_OK);
+    assert_int_equal(dhf_clip_loss(ds3, dt, si, ti, K, &r), 0);
+    assert_true(fabs(dhf_item(r.loss) - want) < 1e-5 * (1 + fabs(want)));
+    dhf_clip_loss_result_free(&r);
+
+    /* out-of-range index and K = 0 are errors, not crashes */
+    const int64_t bad[1] = { RR };
+    assert_int_equal(dhf_clip_loss(ds, dt, bad, ti, 1, &r), -1);
+    assert_non_null(strstr(dhf_err_msg(), "outside"));
+    assert_int_equal(dhf_clip_loss(ds, dt, si, ti, 0, &r), -1);
+    free(a);
+    free(b);
+    dhf_free(ds);
+    dhf_free(dt);
+    dhf_free(ds3);
+}
+
+int main(void)
+{
+    dhf_set_num_threads(0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_half_to_even),
+        cmocka_unit_test(test_keypoint_visibility),
+        cmocka_unit_test(test_clip_loss_matches_direct_formula),
+        cmocka_unit_test(test_param_names_and_init),
+        cmocka_unit_test(test_bad_config_and_input),
+        cmocka_unit_test(test_orders_agree_integer_factors),
+        cmocka_unit_test(test_orders_agree_fractional_factors),
+        cmocka_unit_test(test_orders_agree_odd_output),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
