@@ -32,16 +32,16 @@ for split in trn val test; do
 done
 "$DHF" cache info "$OUT/features.h5"
 
-step "dhf train: aggregation network, $(grep -E '^max_steps_per_epoch' $CFG | awk '{print $2}') steps"
+step "dhf train: aggregation network on the cached features"
 rm -rf "$OUT/runs/demo"
 "$DHF" train "$CFG"
 CKPT="$OUT/runs/demo/best.safetensors"
 
 step "dhf eval: test split, three descriptor sources"
 declare -A NAMES=([layer4]="SD-Layer-4 (raw)" [concat]="SD-Concat-All (raw)" [hyper]="Diffusion Hyperfeatures")
-"$DHF" eval "$CFG" --split test --provider layer:4 -o "$OUT/eval/layer4" --quiet
-"$DHF" eval "$CFG" --split test --provider concat -o "$OUT/eval/concat" --quiet
-"$DHF" eval "$CFG" --split test --provider hyperfeatures --checkpoint "$CKPT" -o "$OUT/eval/hyper" --quiet
+"$DHF" eval "$CFG" --split test --provider layer:4 -o "$OUT/eval/layer4" --quiet | tee "$OUT/eval-layer4.txt"
+"$DHF" eval "$CFG" --split test --provider concat -o "$OUT/eval/concat" --quiet | tee "$OUT/eval-concat.txt"
+"$DHF" eval "$CFG" --split test --checkpoint "$CKPT" -o "$OUT/eval/hyper" --quiet | tee "$OUT/eval-hyper.txt"
 
 step "dhf heatmap: mixing weights -> $OUT/mixing.png"
 "$DHF" heatmap "$CKPT" -o "$OUT/mixing.png"
@@ -50,23 +50,9 @@ echo
 echo "PCK@0.1 on the synthetic SPair test split (pooled per keypoint)"
 printf '%-28s %8s %8s\n' "method" "img" "bbox"
 for m in layer4 concat hyper; do
-    python3 - "$OUT/eval/$m/results.json" "${NAMES[$m]}" <<'PY' 2>/dev/null || \
-        printf '%-28s %s\n' "${NAMES[$m]}" "(see $OUT/eval/$m/results.md)"
-import json, sys
-r = json.load(open(sys.argv[1]))
-def find(o, want):
-    if isinstance(o, dict):
-        for k, v in o.items():
-            if k == want:
-                return v
-            x = find(v, want)
-            if x is not None:
-                return x
-    return None
-pk = find(r, "per_keypoint") or find(r, "pooled_per_keypoint")
-img = pk["img"]["0.1"]; bbox = pk["bbox"]["0.1"]
-print("%-28s %8.2f %8.2f" % (sys.argv[2], 100 * img, 100 * bbox))
-PY
+    # the summary line: "PCK@0.1 img 10.47 bbox 3.69 (pooled per keypoint; ...)"
+    read -r img bbox < <(sed -n 's/^PCK@0\.1 img \([0-9.]*\) bbox \([0-9.]*\).*/\1 \2/p' "$OUT/eval-$m.txt") || true
+    printf '%-28s %8s %8s\n' "${NAMES[$m]}" "${img:-?}" "${bbox:-?}"
 done
 echo
 echo "demo: done in $(( $(date +%s) - t0 ))s. Files:"
