@@ -90,6 +90,10 @@ int main(int argc, char **argv)
     if (tune_malloc && dhf_memtune_keep_freed_memory() != 0)
         fprintf(stderr, "bench_extract: %s\n", dhf_err_msg());
     dhf_set_num_threads(threads);
+    /* as the CLI does: BLAS's own pool by the shim's policy (DHF_BLAS_THREADS) */
+    int blas_threads = 0;
+    if (dhf_set_blas_threads(0, &blas_threads) != DHF_OK)
+        fprintf(stderr, "bench_extract: %s\n", dhf_last_error());
     dhf_attention_set_chunk_bytes((size_t)(chunk_mb * 1048576.0));
 
     double t0 = dhf_now();
@@ -118,13 +122,10 @@ int main(int argc, char **argv)
         dhf_params_close(&p);
     }
     const dhf_unet_config *c = dhf_unet_config_of(u);
-    /* OpenBLAS runs every conv (im2col) and linear: its own thread count matters as
-     * much as torch's (it reads OPENBLAS_NUM_THREADS at load time). */
-    const char *ob = getenv("OPENBLAS_NUM_THREADS");
     printf("# bench_extract: %s, UNet %.1f M parameters (built in %.1f s), torch %s, %d "
-           "threads, OPENBLAS_NUM_THREADS=%s, attention chunk %.1f MiB, malloc %s\n",
+           "threads, BLAS threads %d, attention chunk %.1f MiB, malloc %s\n",
            model ? model : preset, dhf_unet_param_count(u) / 1e6, dhf_now() - t0,
-           dhf_torch_version(), dhf_get_num_threads(), ob ? ob : "(unset)", chunk_mb,
+           dhf_torch_version(), dhf_get_num_threads(), blas_threads, chunk_mb,
            tune_malloc ? "tuned" : "default");
     printf("%-8s %-5s %-10s %-10s %-10s %-9s %-8s\n", "image", "batch", "median_s", "min_s",
            "GFLOP", "GFLOP/s", "peakRSS");

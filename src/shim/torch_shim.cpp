@@ -278,50 +278,57 @@ dhf_status dhf_set_blas_threads(int n, int *applied)
 namespace {
 
 constexpr size_t kAlign = 64;
-constexpr size_t kHeader = 64;              // keeps the user pointer 64-byte aligned
 constexpr size_t kCacheMin = 256 * 1024;    // smaller blocks go straight to malloc
 constexpr size_t kRound = 64 * 1024;
 
+// Data pointer == context pointer, as libtorch's default allocator gives: oneDNN
+// paths assert it. Block sizes therefore live in a side table.
 struct CachingCPUAllocator final : public at::Allocator {
     mutable std::mutex mu;
     mutable std::unordered_map<size_t, std::vector<void *>> free_lists;
+    mutable std::unordered_map<void *, size_t> live;
     mutable size_t in_use = 0, cached = 0, peak = 0;
     std::atomic<bool> caching{true};
     at::Allocator *previous = nullptr;
 
-    static size_t rounded(size_t n) { return n < kCacheMin ? n : (n + kRound - 1) / kRound * kRound; }
+    static size_t rounded(size_t n)
+    {
+        if (n == 0)
+            n = 1;
+        return n < kCacheMin ? (n + kAlign - 1) / kAlign * kAlign : (n + kRound - 1) / kRound * kRound;
+    }
 
     at::DataPtr allocate(size_t n) const override
     {
         size_t sz = rounded(n);
-        void *base = nullptr;
-        if (sz >= kCacheMin) {
-            std::lock_guard<std::mutex> lk(mu);
-            auto it = free_lists.find(sz);
-            if (it != free_lists.end() && !it->second.empty()) {
-                base = it->second.back();
-                it->second.pop_back();
-                cached -= sz;
-            }
-        }
-        if (!base) {
-            if (posix_memalign(&base, kAlign, sz + kHeader) != 0 || !base)
-                throw std::bad_alloc();
-        }
-        *(size_t *)base = sz;
+        void *p = nullptr;
         {
             std::lock_guard<std::mutex> lk(mu);
+            if (sz >= kCacheMin) {
+                auto it = free_lists.find(sz);
+                if (it != free_lists.end() && !it->second.empty()) {
+                    p = it->second.back();
+                    it->second.pop_back();
+                    cached -= sz;
+                }
+            }
+        }
+        if (!p && (posix_memalign(&p, kAlign, sz) != 0 || !p))
+            throw std::bad_alloc();
+        {
+            std::lock_guard<std::mutex> lk(mu);
+            live[p] = sz;
             in_use += sz;
             if (in_use + cached > peak)
                 peak = in_use + cached;
         }
-        void *user = (char *)base + kHeader;
-        return {user, base, &CachingCPUAllocator::release, at::Device(at::DeviceType::CPU)};
+        return {p, p, &CachingCPUAllocator::release, at::Device(at::DeviceType::CPU)};
     }
 
-    static void release(void *base);
+    static void release(void *p);
 
-    at::DeleterFnPtr raw_deleter() const override { return nullptr; }
+    // raw_allocate/raw_deallocate (used by oneDNN) need a raw deleter.
+    at::DeleterFnPtr raw_deleter() const override { return &CachingCPUAllocator::release; }
 
     // Pure virtual in newer libtorch (2.x), absent in 1.13: declared without
     // `override` so the same source builds against both.
@@ -343,17 +350,22 @@ struct CachingCPUAllocator final : public at::Allocator {
 
 CachingCPUAllocator *g_caching = nullptr;   // lives for the process (blocks point at it)
 
-void CachingCPUAllocator::release(void *base)
+void CachingCPUAllocator::release(void *p)
 {
+    if (!p)
+        return;
     CachingCPUAllocator *a = g_caching;
-    size_t sz = *(size_t *)base;
     std::lock_guard<std::mutex> lk(a->mu);
+    auto it = a->live.find(p);
+    size_t sz = it != a->live.end() ? it->second : 0;
+    if (it != a->live.end())
+        a->live.erase(it);
     a->in_use -= sz;
     if (sz >= kCacheMin && a->caching.load()) {
-        a->free_lists[sz].push_back(base);
+        a->free_lists[sz].push_back(p);
         a->cached += sz;
     } else {
-        std::free(base);
+        std::free(p);
     }
 }
 

@@ -341,6 +341,16 @@ static void test_caching_allocator_reuses_blocks(void **state)
     OK(dhf_ones(DHF_F32, (dhf_device){DHF_CPU, 0}, s, 1, &a));
     assert_ptr_equal(dhf_data_ptr(a), first); /* the same block came back */
     assert_float_equal(dhf_item(a), 1.0, 0.0);
+    /* oneDNN-backed ops (conv2d) accept its blocks (data pointer == context) */
+    const int64_t sx[4] = {1, 64, 32, 32}, sw[4] = {64, 64, 3, 3};
+    dhf_tensor x = NULL, w = NULL, y = NULL;
+    OK(dhf_ones(DHF_F32, (dhf_device){DHF_CPU, 0}, sx, 4, &x));
+    OK(dhf_full(1.0 / 576, DHF_F32, (dhf_device){DHF_CPU, 0}, sw, 4, &w));
+    OK(dhf_conv2d(x, w, NULL, 1, 1, 1, 1, 1, &y));
+    assert_float_equal(dhf_item(y), 4.0 / 9.0, 1e-5); /* corner: 2x2 of 3x3 window */
+    dhf_free(x);
+    dhf_free(w);
+    dhf_free(y);
     dhf_free(a);
     OK(dhf_cpu_caching_allocator(false));
     dhf_cpu_allocator_stats(&in_use, &cached, &peak);
