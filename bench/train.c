@@ -8,7 +8,8 @@
  *
  * Each order runs in its own child process, so its peak RSS (getrusage of the child)
  * is its own. Prints median / min / first-step seconds, the phases (forward+loss,
- * backward, AdamW), user and system CPU seconds per step, the analytic FLOP count,
+ * backward, AdamW), user and system CPU seconds and minor page faults per step, the
+ * analytic FLOP count,
  * achieved GFLOP/s, peak RSS, and the straightforward / fast ratio.
  *
  * FLOPs = 2 x multiply-adds of the convolutions and of the loss's similarity products,
@@ -17,9 +18,20 @@
  * inputs, conv1/shortcut get no input gradient). Elementwise work (GroupNorm, ReLU,
  * bilinear resize, the S*L mixing scalings, softmax) is not counted (< 2%).
  *
+ * Runtime environment (read by the libraries only at start-up, so the bench sets it and
+ * re-executes itself once, unless the variables are already set; the header prints
+ * what ran):
+ *  - OMP_WAIT_POLICY=PASSIVE: libgomp's spin-waiting threads waste their time slices
+ *    at every barrier whenever the 2 cores are shared;
+ *  - OPENBLAS_CORETYPE=SkylakeX on CPUs with AVX-512: OpenBLAS 0.3.21 does not know
+ *    this CPU (AMD family 26) and falls back to its AVX2 (Haswell) kernels; the
+ *    matrix products that do not go through oneDNN run ~1.7x faster with AVX-512.
+ *
  * usage: bench_train [--steps N] [--warmup N] [--S N] [--threads N]
- *                    [--order fast|straightforward|both] [--malloc tuned|default]
- *                    [--recompute N] */
+ *                    [--order fast|straightforward|both] [--malloc cache|tuned|default]
+ *                    [--recompute N]
+ * --malloc: tuned = glibc with mallopt (no mmap, no trim; memtune.h; the default),
+ * cache = the shim's caching CPU allocator, default = glibc as configured. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -54,7 +66,7 @@ static const int sd_hw[L_SD] = { 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64 };
 typedef struct {
     int steps, warmup, S, threads;
     int orders;          /* bit 0 straightforward, bit 1 fast */
-    int tuned_malloc;
+    int tuned_malloc;    /* 0 glibc default, 1 mallopt (memtune.h), 2 shim caching allocator */
     int recompute;       /* fast order: layers recomputed in the backward (step.h) */
 } options;
 
@@ -62,6 +74,8 @@ typedef struct {
     double median, min, first;           /* wall seconds per step */
     double fwd, bwd, opt;                /* medians of the phases */
     double user, sys;                    /* CPU seconds per timed step */
+    double faults;                       /* minor page faults per timed step */
+    int blas_threads;                    /* BLAS pool size set (0 = untouched) */
     double loss_first, loss_last;
     int ok;
     char err[512];
@@ -141,9 +155,15 @@ static int make_inputs(int S, dhf_tensor *feats, int64_t *src_idx, int64_t *trg_
 static void run_order(const options *o, dhf_agg_order order, result *r)
 {
     memset(r, 0, sizeof *r);
-    if (o->tuned_malloc && dhf_memtune_keep_freed_memory())
+    if (o->tuned_malloc == 1 && dhf_memtune_keep_freed_memory())
         goto fail;
-    if (dhf_set_num_threads(o->threads) != DHF_OK) {
+    if (o->tuned_malloc == 2 && dhf_cpu_caching_allocator(true) != DHF_OK) {
+        dhf_err_set("caching allocator: %s", dhf_last_error());
+        goto fail;
+    }
+    /* as the CLI: torch's threads, and BLAS's own pool by the shim's default policy */
+    if (dhf_set_num_threads(o->threads) != DHF_OK ||
+        dhf_set_blas_threads(0, &r->blas_threads) != DHF_OK) {
         dhf_err_set("threads: %s", dhf_last_error());
         goto fail;
     }
@@ -193,6 +213,7 @@ static void run_order(const options *o, dhf_agg_order order, result *r)
     r->first = wall[0];
     r->user = (tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime)) / o->steps;
     r->sys = (tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)) / o->steps;
+    r->faults = (double)(ru1.ru_minflt - ru0.ru_minflt) / o->steps;
     r->min = INFINITY;
     for (int i = o->warmup; i < n; i++)
         if (wall[i] < r->min)
@@ -254,16 +275,29 @@ static int usage(const char *msg)
     fprintf(stderr, "usage: bench_train [--steps N (3)] [--warmup N (1)] [--S N (11)] "
                     "[--threads N (0 = all cores)]\n"
                     "                   [--order fast|straightforward|both] "
-                    "[--malloc tuned|default]\n"
-                    "                   [--recompute N (6): fast order, layers whose graph is "
+                    "[--malloc cache|tuned|default]\n"
+                    "                   [--recompute N (0): fast order, layers whose graph is "
                     "rebuilt in the backward]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
+    int reexec = 0;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        reexec = 1;
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f")) {
+        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+        reexec = 1;
+    }
+#endif
+    if (reexec)
+        execv("/proc/self/exe", argv);   /* on failure: go on with the inherited setup */
     options o = { .steps = 3, .warmup = 1, .S = 11, .threads = 0, .orders = 3,
-                  .tuned_malloc = 1, .recompute = 6 };
+                  .tuned_malloc = 1, .recompute = 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -285,7 +319,8 @@ int main(int argc, char **argv)
             o.orders = !strcmp(v, "fast") ? 2 : !strcmp(v, "straightforward") ? 1
                      : !strcmp(v, "both") ? 3 : 0;
         else if (!strcmp(a, "--malloc"))
-            o.tuned_malloc = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0 : -1;
+            o.tuned_malloc = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0
+                           : !strcmp(v, "cache") ? 2 : -1;
         else
             return usage("unknown option");
     }
@@ -297,10 +332,15 @@ int main(int argc, char **argv)
            "AdamW)\n");
     printf("  SD-1.5 shapes: L=12 (1280x3@8^2, 1280x3@16^2, 640x3@32^2, 320x3@64^2), S=%d, "
            "P=%d, R=%d, K=%d, random features\n", o.S, P_SD, R_SD, K_KP);
-    printf("  libtorch %s, threads %d, malloc %s, %d warm-up + %d timed steps per order, "
-           "fast order recomputes %d layer(s) in the backward\n", dhf_torch_version(), o.threads,
-           o.tuned_malloc ? "tuned (no mmap, no trim)" : "glibc default", o.warmup, o.steps,
-           o.recompute);
+    static const char *const malloc_name[3] = { "glibc default", "glibc tuned (no mmap, no trim)",
+                                                "shim caching allocator" };
+    printf("  libtorch %s, threads %d (0 = all cores), OMP_WAIT_POLICY=%s, OPENBLAS_CORETYPE=%s, "
+           "memory: %s\n", dhf_torch_version(), o.threads,
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-",
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
+           malloc_name[o.tuned_malloc]);
+    printf("  %d warm-up + %d timed steps per order; fast order recomputes %d layer(s) in the "
+           "backward\n", o.warmup, o.steps, o.recompute);
     fflush(stdout);
 
     result res[2];
@@ -317,18 +357,22 @@ int main(int argc, char **argv)
         done[k] = 1;
     }
 
-    printf("\n%-16s %9s %7s %7s %7s %7s %7s %8s %8s %10s %8s %9s\n", "order", "median_s",
-           "min_s", "first_s", "fwd_s", "bwd_s", "adamw_s", "user_s", "sys_s", "GFLOP/step",
-           "GFLOP/s", "peak_GiB");
+    printf("\n%-16s %9s %7s %7s %7s %7s %7s %8s %8s %9s %10s %8s %9s\n", "order", "median_s",
+           "min_s", "first_s", "fwd_s", "bwd_s", "adamw_s", "user_s", "sys_s", "faults",
+           "GFLOP/step", "GFLOP/s", "peak_GiB");
     for (int k = 0; k < 2; k++) {
         if (!done[k])
             continue;
         double fl = step_flops(ord[k], o.S) / 1e9;
-        printf("%-16s %9.3f %7.3f %7.3f %7.3f %7.3f %7.3f %8.3f %8.3f %10.1f %8.1f %9.2f\n",
+        printf("%-16s %9.3f %7.3f %7.3f %7.3f %7.3f %7.3f %8.3f %8.3f %9.0f %10.1f %8.1f %9.2f\n",
                dhf_agg_order_name(ord[k]), res[k].median, res[k].min, res[k].first, res[k].fwd,
-               res[k].bwd, res[k].opt, res[k].user, res[k].sys, fl, fl / res[k].median,
-               rss[k] / (1024.0 * 1024.0 * 1024.0));
+               res[k].bwd, res[k].opt, res[k].user, res[k].sys, res[k].faults, fl,
+               fl / res[k].median, rss[k] / (1024.0 * 1024.0 * 1024.0));
     }
+    for (int k = 0; k < 2; k++)
+        if (done[k])
+            printf("%s: BLAS threads set to %d (0 = left alone)\n", dhf_agg_order_name(ord[k]),
+                   res[k].blas_threads);
     if (done[0] && done[1]) {
         printf("\nratio straightforward / fast (median s/step): %.2fx\n",
                res[0].median / res[1].median);

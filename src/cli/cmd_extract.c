@@ -3,6 +3,7 @@
  * optional sharding; the work is done by extract/extract_run.h. */
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "shim/torch_shim.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "extract/extract_run.h"
@@ -99,6 +100,12 @@ int dhf_cmd_extract(int argc, char **argv)
         return dhf_cli_fail("extract");
     if (dhf_config_validate(&cfg) != 0)
         return dhf_cli_fail("extract");
+    /* the UNet allocates the same large temporaries every call: keep freed
+     * blocks instead of page-faulting them in again */
+    if (dhf_cpu_caching_allocator(true) != DHF_OK) {
+        dhf_err_set("%s", dhf_last_error());
+        return dhf_cli_fail("extract");
+    }
     if (dhf_cli_apply_threads(threads >= 0 ? threads : cfg.threads) != 0)
         return dhf_cli_fail("extract");
     const char *abort_env = getenv("DHF_TEST_ABORT_AFTER");

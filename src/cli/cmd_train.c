@@ -2,9 +2,9 @@
  * (train/trainer.h), or continue a run with --resume. */
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "shim/torch_shim.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "train/memtune.h"
 #include "train/trainer.h"
 
 #include <math.h>
@@ -105,8 +105,12 @@ int dhf_cmd_train(int argc, char **argv)
         return dhf_cli_fail("train");
     if (dhf_cli_apply_threads(threads >= 0 ? threads : cfg.threads) != 0)
         return dhf_cli_fail("train");
-    /* before any large allocation: reuse freed activation buffers across steps */
-    dhf_memtune_keep_freed_memory();
+    /* before any large allocation: reuse freed activation buffers across steps
+     * (exact-size free lists: no page faults, peak close to the live set) */
+    if (dhf_cpu_caching_allocator(true) != DHF_OK) {
+        dhf_err_set("%s", dhf_last_error());
+        return dhf_cli_fail("train");
+    }
 
     dhf_train_options opt = {
         .config_path = n_files > 0 ? files[0] : NULL,

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "train/bilinear.h"
 #include "train/gn_fused.h"
 #include "train/shim_try.h"
 
@@ -108,6 +109,16 @@ fail:
     return -1;
 }
 
+/* The fast order's upsampling of normalised maps (autograd needs its backward too):
+ * for factors above 2 as matrix products (bilinear.h), measured 1.3-1.7x cheaper
+ * forward + backward than libtorch's upsample kernels; at factor <= 2 those win. */
+static int upsample_for_grad(dhf_tensor x, int64_t out_res, dhf_tensor *out)
+{
+    if (dhf_ndim(x) == 4 && 2 * dhf_size(x, 2) < out_res && 2 * dhf_size(x, 3) < out_res)
+        return dhf_bilinear_resize_mm(x, out_res, out);
+    return dhf_agg_resize(x, out_res, out);
+}
+
 /* GN(32) of y, then ReLU in place when asked; *out NEW (scoped by the caller). */
 static int gn_relu(const dhf_bottleneck *b, dhf_tensor y, int first_param, bool relu,
                    const char *what, dhf_tensor *out)
@@ -207,7 +218,7 @@ int dhf_bottleneck_forward_native(const dhf_bottleneck *b, dhf_tensor x, int64_t
         if (conv(b, x, DHF_BN_CONV1_W, 0, &y1) ||
             dhf_gn_of_upsampled(y1, out_res, G, b->p[DHF_BN_CONV1_GN_W],
                                 b->p[DHF_BN_CONV1_GN_B], eps, NULL, &g1) ||
-            dhf_agg_resize(g1, out_res, &r1))
+            upsample_for_grad(g1, out_res, &r1))
             goto fail;
     }
     /* in place: neither the resize nor the GN backward needs the old values */
@@ -225,7 +236,7 @@ int dhf_bottleneck_forward_native(const dhf_bottleneck *b, dhf_tensor x, int64_t
         if (conv(b, x, DHF_BN_SHORT_W, 0, &ys) ||
             dhf_gn_of_upsampled(ys, out_res, G, b->p[DHF_BN_SHORT_GN_W],
                                 b->p[DHF_BN_SHORT_GN_B], eps, mult, &gs) ||
-            dhf_agg_resize(gs, out_res, &gsr))
+            upsample_for_grad(gs, out_res, &gsr))
             goto fail;
     }
     DHF_TRY(dhf_add_(g3, gsr), "residual add");

@@ -5,34 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/bilinear.h"
 #include "train/shim_try.h"
 
-/* Bilinear weights U [out][in] as PyTorch computes them (align_corners false):
- * src = max(0, scale * (d + 0.5) - 0.5), scale = in / out (float), two taps. */
-static void bilinear_matrix(int64_t in, int64_t out, double *u)
-{
-    const float scale = (float)in / (float)out;
-    memset(u, 0, sizeof(double) * (size_t)(in * out));
-    for (int64_t d = 0; d < out; d++) {
-        float src = (float)(scale * ((double)d + 0.5) - 0.5);
-        if (src < 0)
-            src = 0;
-        int64_t i0 = (int64_t)src;
-        int64_t i1 = i0 + (i0 < in - 1 ? 1 : 0);
-        float lam1 = src - (float)i0;
-        float lam0 = 1.0f - lam1;
-        u[d * in + i0] += lam0;
-        u[d * in + i1] += lam1;
-    }
-}
-
 /* For U [out][in]: column sums cs[in] and the Gram matrix M = U^T U [in][in] scaled. */
-static void bilinear_moments(int64_t in, int64_t out, double *cs, double *m, double m_scale)
+static int bilinear_moments(int64_t in, int64_t out, double *cs, double *m, double m_scale)
 {
     double *u = malloc(sizeof(double) * (size_t)(in * out));
     if (!u)
-        return;
-    bilinear_matrix(in, out, u);
+        return dhf_err_set("bilinear moments: out of memory");
+    dhf_bilinear_matrix(in, out, u);
     for (int64_t i = 0; i < in; i++) {
         cs[i] = 0;
         for (int64_t d = 0; d < out; d++)
@@ -45,6 +27,7 @@ static void bilinear_moments(int64_t in, int64_t out, double *cs, double *m, dou
         }
     }
     free(u);
+    return 0;
 }
 
 static int f32_tensor(const double *v, const int64_t *shape, int nd, dhf_tensor *out)
@@ -65,28 +48,9 @@ static int f32_tensor(const double *v, const int64_t *shape, int nd, dhf_tensor 
 }
 
 /* Runs in the caller's scope. */
-/* out = ((z - mu) * rstd * gamma + beta) * mult, the last factor per sample [N]. */
-static int affine_mult(dhf_tensor zn4, dhf_tensor gamma, dhf_tensor beta, dhf_tensor mult,
-                       dhf_tensor *out)
-{
-    const int64_t N = dhf_size(zn4, 0), C = dhf_size(zn4, 1);
-    int64_t sa[4] = { 1, C, 1, 1 }, sn[4] = { N, 1, 1, 1 };
-    dhf_tensor g4 = NULL, b4 = NULL, sc = NULL, m4 = NULL, r = NULL;
-    DHF_TRY(dhf_view(gamma, sa, 4, &g4), "GN: weight");
-    DHF_TRY(dhf_view(beta, sa, 4, &b4), "GN: bias");
-    DHF_TRY(dhf_mul(zn4, g4, &sc), "GN: affine");
-    DHF_TRY(dhf_add(sc, b4, &r), "GN: affine");
-    if (mult) {
-        DHF_TRY(dhf_view(mult, sn, 4, &m4), "GN: per-sample factor");
-        DHF_TRY(dhf_mul(r, m4, out), "GN: per-sample factor");
-    } else {
-        *out = r;
-    }
-    return 0;
-fail:
-    return -1;
-}
-
+/* Runs in the caller's scope. Autograd keeps two native-size maps (zc and My zc Mx)
+ * besides the output: the affine coefficients are combined on [N, C]-sized tensors
+ * before they touch a map. */
 static int gn_upsampled_body(dhf_tensor z, int64_t R, int G, dhf_tensor gamma, dhf_tensor beta,
                              double eps, dhf_tensor mult, dhf_tensor *out)
 {
@@ -102,46 +66,66 @@ static int gn_upsampled_body(dhf_tensor z, int64_t R, int G, dhf_tensor gamma, d
         goto done;
     }
     /* 1/R^2 of the mean and of the second moment folded into the constants */
-    bilinear_moments(h, R, cy, my, 1.0 / ((double)R * (double)R));
-    bilinear_moments(w, R, cx, mx, 1.0);
+    if (bilinear_moments(h, R, cy, my, 1.0 / ((double)R * (double)R)) ||
+        bilinear_moments(w, R, cx, mx, 1.0))
+        goto done;
     for (int64_t i = 0; i < h; i++)
         for (int64_t j = 0; j < w; j++)
             ws[i * w + j] = cy[i] * cx[j] / ((double)R * (double)R);
-    int64_t s_ws[5] = { 1, 1, 1, h, w }, s_my[2] = { h, h }, s_mx[2] = { w, w };
-    if (f32_tensor(ws, s_ws, 5, &tws) || f32_tensor(my, s_my, 2, &tmy) ||
+    int64_t s_ws[1] = { h * w }, s_my[2] = { h, h }, s_mx[2] = { w, w };
+    if (f32_tensor(ws, s_ws, 1, &tws) || f32_tensor(my, s_my, 2, &tmy) ||
         f32_tensor(mx, s_mx, 2, &tmx))
         goto done;
 
-    dhf_tensor z5 = NULL, zw = NULL, zw3 = NULL, mu = NULL, mu5 = NULL, zc = NULL, zc3 = NULL;
-    dhf_tensor p = NULL, zct = NULL, wm = NULL, wmt = NULL, pq = NULL, pq3 = NULL, var = NULL;
-    dhf_tensor rstd = NULL, rstd5 = NULL, zn = NULL, zn4 = NULL;
-    int64_t s5[5] = { N, G, cg, h, w }, s3[3] = { N, G, cg * h * w };
-    int64_t sm[3] = { N * C, h, w }, sg5[5] = { N, G, 1, 1, 1 }, s4[4] = { N, C, h, w };
+    dhf_tensor zf = NULL, mc = NULL, mc3 = NULL, mu = NULL, mu5 = NULL, z5 = NULL, zc = NULL;
+    dhf_tensor zc3 = NULL, p = NULL, pt = NULL, tt = NULL, t = NULL, q = NULL, q3 = NULL;
+    dhf_tensor var = NULL, rstd = NULL, rstd3 = NULL, g3 = NULL, a = NULL, a5 = NULL;
+    dhf_tensor b2 = NULL, bm = NULL, b5 = NULL, m2 = NULL, m3 = NULL, zn = NULL, y = NULL;
+    int64_t s_zf[2] = { N * C, h * w }, s3[3] = { N, G, cg }, s5[5] = { N, G, cg, h, w };
+    int64_t sg5[5] = { N, G, 1, 1, 1 }, sm[3] = { N * C, h, w }, sq[3] = { N, G, cg * h * w };
+    int64_t sg3[3] = { N, G, 1 }, sgc[3] = { 1, G, cg }, sa5[5] = { N, G, cg, 1, 1 };
+    int64_t s1c[2] = { 1, C }, sn1[2] = { N, 1 }, sn11[3] = { N, 1, 1 }, s4[4] = { N, C, h, w };
+    /* mean of U z per (n, group): <colsum weights, z> per map, averaged over the group */
+    DHF_TRY(dhf_reshape(z, s_zf, 2, &zf), "GN(up): maps");
+    DHF_TRY(dhf_matmul(zf, tws, &mc), "GN(up): weighted means");          /* [N*C] */
+    DHF_TRY(dhf_view(mc, s3, 3, &mc3), "GN(up): weighted means");
+    DHF_TRY(dhf_mean_dim(mc3, 2, false, &mu), "GN(up): group means");      /* [N, G] */
+    DHF_TRY(dhf_view(mu, sg5, 5, &mu5), "GN(up): group means");
     DHF_TRY(dhf_view(z, s5, 5, &z5), "GN(up): [N, G, C/G, h, w]");
-    /* mean of U z per (n, group) */
-    DHF_TRY(dhf_mul(z5, tws, &zw), "GN(up): weighted mean");
-    DHF_TRY(dhf_reshape(zw, s3, 3, &zw3), "GN(up): weighted mean");
-    DHF_TRY(dhf_sum_dim(zw3, 2, false, &mu), "GN(up): weighted mean");
-    DHF_TRY(dhf_mul_scalar_(mu, 1.0 / (double)cg), "GN(up): weighted mean");
-    DHF_TRY(dhf_view(mu, sg5, 5, &mu5), "GN(up): mean");
     DHF_TRY(dhf_sub(z5, mu5, &zc), "GN(up): centre");
-    /* variance of U zc: sum over (h, w) of (My zc) * (zc Mx), both as 2-D products */
+    /* variance of U zc: sum over (h, w) of zc * (My zc Mx), My symmetric */
     DHF_TRY(dhf_reshape(zc, sm, 3, &zc3), "GN(up): [N*C, h, w]");
     DHF_TRY(dhf_matmul(zc3, tmx, &p), "GN(up): zc Mx");
-    DHF_TRY(dhf_transpose(zc3, 1, 2, &zct), "GN(up): zc^T");
-    DHF_TRY(dhf_matmul(zct, tmy, &wm), "GN(up): zc^T My");       /* (My zc)^T */
-    DHF_TRY(dhf_transpose(wm, 1, 2, &wmt), "GN(up): My zc");
-    DHF_TRY(dhf_mul(p, wmt, &pq), "GN(up): quadratic form");
-    DHF_TRY(dhf_reshape(pq, s3, 3, &pq3), "GN(up): quadratic form");
-    DHF_TRY(dhf_sum_dim(pq3, 2, false, &var), "GN(up): variance");
+    DHF_TRY(dhf_transpose(p, 1, 2, &pt), "GN(up): (zc Mx)^T");
+    DHF_TRY(dhf_matmul(pt, tmy, &tt), "GN(up): (My zc Mx)^T");
+    DHF_TRY(dhf_transpose(tt, 1, 2, &t), "GN(up): My zc Mx");
+    DHF_TRY(dhf_mul(zc3, t, &q), "GN(up): quadratic form");
+    DHF_TRY(dhf_reshape(q, sq, 3, &q3), "GN(up): quadratic form");
+    DHF_TRY(dhf_sum_dim(q3, 2, false, &var), "GN(up): variance");
     DHF_TRY(dhf_mul_scalar_(var, 1.0 / (double)cg), "GN(up): variance");
     DHF_TRY(dhf_add_scalar_(var, eps), "GN(up): variance + eps");
-    DHF_TRY(dhf_rsqrt(var, &rstd), "GN(up): rstd");
-    DHF_TRY(dhf_view(rstd, sg5, 5, &rstd5), "GN(up): rstd");
-    DHF_TRY(dhf_mul(zc, rstd5, &zn), "GN(up): normalise");
-    DHF_TRY(dhf_reshape(zn, s4, 4, &zn4), "GN(up): [N, C, h, w]");
-    if (affine_mult(zn4, gamma, beta, mult, out))
-        goto fail;
+    DHF_TRY(dhf_rsqrt(var, &rstd), "GN(up): rstd");                       /* [N, G] */
+    /* a[n, c] = rstd[n, g(c)] * gamma[c] (* mult[n]), b[n, c] = beta[c] (* mult[n]) */
+    DHF_TRY(dhf_view(rstd, sg3, 3, &rstd3), "GN(up): rstd");
+    DHF_TRY(dhf_view(gamma, sgc, 3, &g3), "GN(up): weight");
+    DHF_TRY(dhf_mul(rstd3, g3, &a), "GN(up): scale");                       /* [N, G, cg] */
+    DHF_TRY(dhf_view(beta, s1c, 2, &b2), "GN(up): bias");
+    if (mult) {
+        dhf_tensor am = NULL;
+        DHF_TRY(dhf_view(mult, sn11, 3, &m3), "GN(up): per-sample factor");
+        DHF_TRY(dhf_mul(a, m3, &am), "GN(up): per-sample factor");
+        a = am;
+        DHF_TRY(dhf_view(mult, sn1, 2, &m2), "GN(up): per-sample factor");
+        DHF_TRY(dhf_mul(b2, m2, &bm), "GN(up): per-sample factor");          /* [N, C] */
+    } else {
+        DHF_TRY(dhf_expand(b2, (int64_t[2]){ N, C }, 2, &bm), "GN(up): bias");
+    }
+    DHF_TRY(dhf_reshape(a, sa5, 5, &a5), "GN(up): scale");
+    DHF_TRY(dhf_mul(zc, a5, &zn), "GN(up): normalise");
+    int64_t sb5[5] = { N, G, cg, 1, 1 };
+    DHF_TRY(dhf_reshape(bm, sb5, 5, &b5), "GN(up): bias");
+    DHF_TRY(dhf_add(zn, b5, &y), "GN(up): bias");
+    DHF_TRY(dhf_reshape(y, s4, 4, out), "GN(up): [N, C, h, w]");
     rc = 0;
     goto done;
 fail:
@@ -171,11 +155,22 @@ int dhf_gn_of_upsampled(dhf_tensor z, int64_t out_res, int groups, dhf_tensor ga
             dhf_scope_end();
             return -1;
         }
-        if (!mult)
+        if (!mult) {
             r = g;
-        else if (affine_mult(g, gamma, beta, mult, &r)) {
-            dhf_scope_end();
-            return -1;
+        } else {
+            /* (x_hat * gamma + beta) * mult with [N, C]-sized coefficients */
+            const int64_t N = dhf_size(z, 0), C = dhf_size(z, 1);
+            int64_t s1c[2] = { 1, C }, sn1[2] = { N, 1 }, s4[4] = { N, C, 1, 1 };
+            dhf_tensor g2 = NULL, b2 = NULL, m2 = NULL, a = NULL, bm = NULL, a4 = NULL;
+            dhf_tensor b4 = NULL, t = NULL;
+            if (dhf_view(gamma, s1c, 2, &g2) || dhf_view(beta, s1c, 2, &b2) ||
+                dhf_view(mult, sn1, 2, &m2) || dhf_mul(g2, m2, &a) || dhf_mul(b2, m2, &bm) ||
+                dhf_view(a, s4, 4, &a4) || dhf_view(bm, s4, 4, &b4) || dhf_mul(g, a4, &t) ||
+                dhf_add(t, b4, &r)) {
+                dhf_err_set("group norm with a per-sample factor: %s", dhf_last_error());
+                dhf_scope_end();
+                return -1;
+            }
         }
     } else if (gn_upsampled_body(z, out_res, groups, gamma, beta, eps, mult, &r)) {
         dhf_scope_end();

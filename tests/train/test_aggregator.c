@@ -18,7 +18,10 @@
 #include "core/error.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
+#include "train/bilinear.h"
+#include "train/gn_fused.h"
 #include "train/loss.h"
+#include "train/step.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -134,6 +137,8 @@ static void check_orders_agree(const shape_case *sc)
     run_order(&a, feats, DHF_AGG_STRAIGHTFORWARD, &d_slow, g_slow);
 
     double scale = 0, err = max_abs_diff(d_fast, d_slow, &scale);
+    printf("[ info ] descriptor fast vs straightforward: max error %.3g (max |desc| %.3g)\n",
+           err, scale);
     if (!(err <= 1e-5 * (1 + scale))) {
         print_error("descriptor: fast vs straightforward differ by %g (max |desc| %g)\n", err,
                     scale);
@@ -186,6 +191,193 @@ static void test_orders_agree_odd_output(void **state)
                                .out_res = 11, .channels = { 64, 8 } },
                       .hw = { { 3, 3 }, { 5, 5 } }, .batch = 1 };
     check_orders_agree(&sc);
+}
+
+/* ---- fused GroupNorms (gn_fused.h) --------------------------------------------------- */
+
+static dhf_tensor affine_param(uint64_t seed, int64_t n, double base)
+{
+    dhf_tensor t = NULL;
+    assert_int_equal(dhf_randn(seed, DHF_F32, &n, 1, &t), DHF_OK);
+    assert_int_equal(dhf_mul_scalar_(t, 0.2), DHF_OK);
+    assert_int_equal(dhf_add_scalar_(t, base), DHF_OK);
+    return t;
+}
+
+/* Bilinear resizing by matrix products equals libtorch's interpolate, and the weight
+ * matrix has PyTorch's taps (hand-computed for 4 -> 8: src = (d + 0.5) / 2 - 0.5). */
+static void test_bilinear_mm(void **state)
+{
+    (void)state;
+    double u[8 * 4];
+    dhf_bilinear_matrix(4, 8, u);
+    const double row0[4] = { 1, 0, 0, 0 }, row1[4] = { 0.75, 0.25, 0, 0 };
+    const double row2[4] = { 0.25, 0.75, 0, 0 }, row7[4] = { 0, 0, 0, 1 };
+    for (int i = 0; i < 4; i++) {
+        assert_true(fabs(u[0 * 4 + i] - row0[i]) < 1e-7);
+        assert_true(fabs(u[1 * 4 + i] - row1[i]) < 1e-7);
+        assert_true(fabs(u[2 * 4 + i] - row2[i]) < 1e-7);
+        assert_true(fabs(u[7 * 4 + i] - row7[i]) < 1e-7);
+    }
+    const int64_t shapes[4][3] = { { 6, 6, 16 }, { 8, 8, 64 }, { 7, 9, 16 }, { 20, 20, 16 } };
+    for (int k = 0; k < 4; k++) {
+        int64_t sz[4] = { 2, 5, shapes[k][0], shapes[k][1] };
+        dhf_tensor x = NULL, a = NULL, b = NULL;
+        assert_int_equal(dhf_randn(90 + k, DHF_F32, sz, 4, &x), DHF_OK);
+        assert_int_equal(dhf_interpolate(x, shapes[k][2], shapes[k][2], DHF_INTERP_BILINEAR,
+                                         false, &a), DHF_OK);
+        assert_int_equal(dhf_bilinear_resize_mm(x, shapes[k][2], &b), 0);
+        double scale = 0, err = max_abs_diff(b, a, &scale);
+        if (!(err <= 1e-6 * (1 + scale))) {
+            print_error("bilinear by products %lldx%lld -> %lld: max error %g\n",
+                        (long long)sz[2], (long long)sz[3], (long long)shapes[k][2], err);
+            fail();
+        }
+        dhf_free(x);
+        dhf_free(a);
+        dhf_free(b);
+    }
+}
+
+/* resize(GN_up(z)) == GN(resize(z)) (times a per-sample factor), for up- and
+ * down-sampling, non-square maps and channel means far from zero. */
+static void test_gn_of_upsampled(void **state)
+{
+    (void)state;
+    const int64_t shapes[4][3] = { { 6, 6, 16 }, { 7, 9, 16 }, { 20, 20, 16 }, { 8, 8, 64 } };
+    for (int k = 0; k < 4; k++) {
+        const int64_t C = 64, N = 3, R = shapes[k][2];
+        int64_t sz[4] = { N, C, shapes[k][0], shapes[k][1] }, sn = N;
+        dhf_tensor z = NULL, g = NULL, gb = NULL, mult = NULL, ref_in = NULL, ref = NULL;
+        dhf_tensor fused = NULL, fused_r = NULL, ref_m = NULL, m4 = NULL;
+        assert_int_equal(dhf_randn(40 + k, DHF_F32, sz, 4, &z), DHF_OK);
+        assert_int_equal(dhf_add_scalar_(z, 3.0), DHF_OK);      /* mean 3x the spread */
+        g = affine_param(50 + k, C, 1.0);
+        gb = affine_param(60 + k, C, 0.0);
+        assert_int_equal(dhf_rand(70 + k, DHF_F32, &sn, 1, &mult), DHF_OK);
+        assert_int_equal(dhf_agg_resize(z, R, &ref_in), 0);
+        assert_int_equal(dhf_group_norm(ref_in, 32, g, gb, 1e-5, &ref), DHF_OK);
+        int64_t s4[4] = { N, 1, 1, 1 };
+        assert_int_equal(dhf_view(mult, s4, 4, &m4), DHF_OK);
+        assert_int_equal(dhf_mul(ref, m4, &ref_m), DHF_OK);
+        assert_int_equal(dhf_gn_of_upsampled(z, R, 32, g, gb, 1e-5, mult, &fused), 0);
+        assert_int_equal(dhf_agg_resize(fused, R, &fused_r), 0);
+        double scale = 0, err = max_abs_diff(fused_r, ref_m, &scale);
+        printf("[ info ] GN of upsampled %lldx%lld -> %lld: max error %.3g (max |ref| %.3g)\n",
+               (long long)sz[2], (long long)sz[3], (long long)R, err, scale);
+        if (!(err <= 2e-5 * (1 + scale))) {
+            print_error("GN of upsampled %lldx%lld -> %lld: max error %g (max |ref| %g)\n",
+                        (long long)sz[2], (long long)sz[3], (long long)R, err, scale);
+            fail();
+        }
+        dhf_free(z); dhf_free(g); dhf_free(gb); dhf_free(mult); dhf_free(ref_in);
+        dhf_free(ref); dhf_free(fused); dhf_free(fused_r); dhf_free(ref_m); dhf_free(m4);
+    }
+}
+
+/* GN(conv1x1(x)) folded into a per-sample convolution, on post-ReLU-like inputs with
+ * channel means 5x their spread (uncentred second moments must still be accurate). */
+static void test_conv1x1_gn(void **state)
+{
+    (void)state;
+    const int64_t N = 4, Ci = 48, Co = 128, H = 12, W = 10;
+    int64_t sx[4] = { N, Ci, H, W }, sw[4] = { Co, Ci, 1, 1 }, sn = N;
+    dhf_tensor x = NULL, w = NULL, g = NULL, b = NULL, conv = NULL, ref = NULL, got = NULL;
+    dhf_tensor mult = NULL, m4 = NULL, ref_m = NULL, got_m = NULL, xm = NULL, xs = NULL;
+    assert_int_equal(dhf_randn(80, DHF_F32, sx, 4, &x), DHF_OK);
+    assert_int_equal(dhf_add_scalar_(x, 5.0), DHF_OK);
+    assert_int_equal(dhf_randn(81, DHF_F32, sw, 4, &w), DHF_OK);
+    g = affine_param(82, Co, 1.0);
+    b = affine_param(83, Co, 0.0);
+    assert_int_equal(dhf_conv2d(x, w, NULL, 1, 1, 0, 0, 1, &conv), DHF_OK);
+    assert_int_equal(dhf_group_norm(conv, 32, g, b, 1e-5, &ref), DHF_OK);
+    assert_int_equal(dhf_conv1x1_gn(x, w, 32, g, b, 1e-5, NULL, NULL, NULL, &got), 0);
+    double scale = 0, err = max_abs_diff(got, ref, &scale);
+    printf("[ info ] GN(1x1 conv), input means 5x spread: max error %.3g (max |ref| %.3g)\n",
+           err, scale);
+    if (!(err <= 5e-5 * (1 + scale))) {
+        print_error("GN(1x1 conv): max error %g (max |ref| %g)\n", err, scale);
+        fail();
+    }
+    /* with shared moments and a per-sample factor */
+    assert_int_equal(dhf_rand(84, DHF_F32, &sn, 1, &mult), DHF_OK);
+    int64_t s4[4] = { N, 1, 1, 1 };
+    assert_int_equal(dhf_view(mult, s4, 4, &m4), DHF_OK);
+    assert_int_equal(dhf_mul(ref, m4, &ref_m), DHF_OK);
+    assert_int_equal(dhf_input_moments(x, &xm, &xs), 0);
+    assert_int_equal(dhf_conv1x1_gn(x, w, 32, g, b, 1e-5, xm, xs, mult, &got_m), 0);
+    err = max_abs_diff(got_m, ref_m, &scale);
+    assert_true(err <= 5e-5 * (1 + scale));
+    /* one moment without the other is refused */
+    dhf_tensor bad = NULL;
+    assert_int_equal(dhf_conv1x1_gn(x, w, 32, g, b, 1e-5, xm, NULL, NULL, &bad), -1);
+    dhf_free(x); dhf_free(w); dhf_free(g); dhf_free(b); dhf_free(conv); dhf_free(ref);
+    dhf_free(got); dhf_free(mult); dhf_free(m4); dhf_free(ref_m); dhf_free(got_m);
+    dhf_free(xm); dhf_free(xs);
+}
+
+/* ---- memory-lean backward (step.h) ------------------------------------------------------ */
+
+static void grads_of(const dhf_aggregator *a, dhf_tensor *out)
+{
+    for (int i = 0; i < a->num_params; i++) {
+        dhf_tensor g = NULL;
+        assert_int_equal(dhf_grad(a->params[i], &g), DHF_OK);
+        assert_non_null(g);
+        assert_int_equal(dhf_clone(g, &out[i]), DHF_OK);
+        dhf_free(g);
+    }
+}
+
+/* Same loss and gradients with 0 (plain autograd), some and all layers recomputed, and
+ * the same as the paper's order. */
+static void test_lean_backward_matches_plain(void **state)
+{
+    (void)state;
+    dhf_agg_config c = { .num_layers = 3, .num_timesteps = 2, .proj_dim = 128, .out_res = 12,
+                         .channels = { 40, 24, 16 } };
+    const int hw[3][2] = { { 5, 5 }, { 12, 12 }, { 8, 8 } };
+    dhf_tensor feats[3] = { 0 };
+    random_feats(&c, hw, 2, 300, feats);
+    const int64_t si[4] = { 3, 50, 143, 77 }, ti[4] = { 9, 9, 100, 0 };
+    const int n_params = 1 + 3 * DHF_BNECK_NPARAMS;
+    dhf_tensor ref[1 + 3 * DHF_BNECK_NPARAMS] = { 0 }, got[1 + 3 * DHF_BNECK_NPARAMS] = { 0 };
+    double ref_loss = 0;
+    const int variants[4] = { 0, 1, 3, -1 };    /* -1: straightforward order */
+    for (int v = 0; v < 4; v++) {
+        dhf_aggregator a;
+        dhf_step_stats st;
+        c.recompute_layers = variants[v] < 0 ? 0 : variants[v];
+        assert_int_equal(dhf_aggregator_init(&a, &c, 21), 0);
+        perturb(&a, 8);
+        dhf_agg_order order = variants[v] < 0 ? DHF_AGG_STRAIGHTFORWARD : DHF_AGG_FAST;
+        /* twice: the second call must not accumulate onto the first one's grads */
+        for (int rep = 0; rep < 2; rep++)
+            if (dhf_pair_backward(&a, order, feats, si, ti, 4, &st)) {
+                print_error("%s\n", dhf_err_msg());
+                fail();
+            }
+        grads_of(&a, v == 0 ? ref : got);
+        if (v == 0) {
+            ref_loss = st.loss;
+        } else {
+            assert_true(fabs(st.loss - ref_loss) < 1e-5 * (1 + fabs(ref_loss)));
+            for (int i = 0; i < n_params; i++) {
+                double gs = 0, ge = max_abs_diff(got[i], ref[i], &gs);
+                if (!(ge <= 1e-6 + 1e-4 * gs)) {
+                    print_error("variant %d: grad %s differs by %g (max %g)\n", variants[v],
+                                a.names[i], ge, gs);
+                    fail();
+                }
+                dhf_free(got[i]);
+            }
+        }
+        dhf_aggregator_free(&a);
+    }
+    for (int i = 0; i < n_params; i++)
+        dhf_free(ref[i]);
+    for (int l = 0; l < 3; l++)
+        dhf_free(feats[l]);
 }
 
 /* ---- parameters ------------------------------------------------------------------ */
@@ -413,7 +605,9 @@ static void test_clip_loss_matches_direct_formula(void **state)
 
 int main(void)
 {
-    dhf_set_num_threads(0);
+    /* one thread: these shapes are small, and OpenMP barriers spin badly when the
+     * machine is shared (the tests must not depend on the load) */
+    dhf_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_to_even),
         cmocka_unit_test(test_keypoint_visibility),
@@ -423,6 +617,10 @@ int main(void)
         cmocka_unit_test(test_orders_agree_integer_factors),
         cmocka_unit_test(test_orders_agree_fractional_factors),
         cmocka_unit_test(test_orders_agree_odd_output),
+        cmocka_unit_test(test_bilinear_mm),
+        cmocka_unit_test(test_gn_of_upsampled),
+        cmocka_unit_test(test_conv1x1_gn),
+        cmocka_unit_test(test_lean_backward_matches_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
