@@ -103,19 +103,13 @@ int dhf_clip_text_build(const dhf_clip_config *cfg, dhf_params *p, dhf_clip_text
 int dhf_clip_text_load(const char *dir, const dhf_model_placement *placement,
                        dhf_clip_text **out)
 {
-    char cfg_path[4096], w_path[4096];
+    char cfg_path[4096];
     dhf_clip_config cfg;
+    dhf_params p;
     if (dhf_path_join(cfg_path, sizeof cfg_path, dir, "config.json") != 0 ||
         dhf_clip_config_load(cfg_path, &cfg) != 0 ||
-        dhf_find_weights_file(dir, "model", w_path, sizeof w_path) != 0)
+        dhf_params_open_component(&p, dir, "model", placement) != 0)
         return -1;
-    dhf_params p;
-    if (dhf_params_open_file(&p, w_path, NULL) != 0)
-        return -1;
-    if (placement) {
-        p.device = placement->device;
-        p.dtype = placement->dtype;
-    }
     dhf_clip_text *c = NULL;
     int rc = dhf_clip_text_build(&cfg, &p, &c);
     /* CLIPTextModelWithProjection files also carry the (unused) text projection. */

@@ -351,3 +351,17 @@ int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t 
     return dhf_err_set("%s: missing weights file", path);
 }
 
+
+int dhf_params_open_component(dhf_params *p, const char *dir, const char *stem,
+                              const dhf_model_placement *placement)
+{
+    char w_path[4096];
+    if (dhf_find_weights_file(dir, stem, w_path, sizeof w_path) != 0 ||
+        dhf_params_open_file(p, w_path, NULL) != 0)
+        return -1;
+    if (placement) {
+        p->device = placement->device;
+        p->dtype = placement->dtype;
+    }
+    return 0;
+}

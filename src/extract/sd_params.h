@@ -83,6 +83,18 @@ void dhf_params_mark_used(dhf_params *p, const char *name);
  * means the file and the config describe different networks. */
 int dhf_params_check_all_used(const dhf_params *p, const char *const *ignored_prefixes);
 
+/* Where the weights live and in which floating dtype they are computed
+ * (default CPU float32; float16 makes sense on CUDA only). */
+typedef struct {
+    dhf_device device;
+    dhf_dtype dtype;
+} dhf_model_placement;
+
+/* Opens the weights of one diffusers component folder (<dir>/<stem>.safetensors or
+ * its .fp16 variant) in FILE mode, placed as given (NULL: CPU float32). */
+int dhf_params_open_component(dhf_params *p, const char *dir, const char *stem,
+                              const dhf_model_placement *placement);
+
 /* <dir>/<stem>.safetensors, else the `.fp16.safetensors` variant the hub also ships;
  * a `.bin` alone is an error asking for safetensors. */
 int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t n);

@@ -212,19 +212,13 @@ int dhf_unet_build(const dhf_unet_config *cfg, dhf_params *p, dhf_unet **out)
 int dhf_unet_load(const char *unet_dir, const dhf_model_placement *placement,
                   dhf_unet **out)
 {
-    char cfg_path[4096], w_path[4096];
+    char cfg_path[4096];
     dhf_unet_config cfg;
+    dhf_params p;
     if (dhf_path_join(cfg_path, sizeof cfg_path, unet_dir, "config.json") != 0 ||
         dhf_unet_config_load(cfg_path, &cfg) != 0 ||
-        dhf_find_weights_file(unet_dir, "diffusion_pytorch_model", w_path, sizeof w_path) != 0)
+        dhf_params_open_component(&p, unet_dir, "diffusion_pytorch_model", placement) != 0)
         return -1;
-    dhf_params p;
-    if (dhf_params_open_file(&p, w_path, NULL) != 0)
-        return -1;
-    if (placement) {
-        p.device = placement->device;
-        p.dtype = placement->dtype;
-    }
     dhf_unet *u = NULL;
     int rc = dhf_unet_build(&cfg, &p, &u);
     if (rc == 0)

@@ -16,13 +16,6 @@
 
 typedef struct dhf_unet dhf_unet;
 
-/* Where the weights live and in which floating dtype they are computed
- * (default CPU float32; float16 makes sense on CUDA only). */
-typedef struct {
-    dhf_device device;
-    dhf_dtype dtype;
-} dhf_model_placement;
-
 dhf_model_placement dhf_model_placement_default(void);   /* CPU, F32 */
 
 /* Loads `<unet_dir>/config.json` and `diffusion_pytorch_model.safetensors` (or the

@@ -159,19 +159,13 @@ int dhf_vae_build(const dhf_vae_config *cfg, dhf_params *p, bool with_decoder, d
 
 int dhf_vae_load(const char *vae_dir, const dhf_model_placement *placement, dhf_vae **out)
 {
-    char cfg_path[4096], w_path[4096];
+    char cfg_path[4096];
     dhf_vae_config cfg;
+    dhf_params p;
     if (dhf_path_join(cfg_path, sizeof cfg_path, vae_dir, "config.json") != 0 ||
         dhf_vae_config_load(cfg_path, &cfg) != 0 ||
-        dhf_find_weights_file(vae_dir, "diffusion_pytorch_model", w_path, sizeof w_path) != 0)
+        dhf_params_open_component(&p, vae_dir, "diffusion_pytorch_model", placement) != 0)
         return -1;
-    dhf_params p;
-    if (dhf_params_open_file(&p, w_path, NULL) != 0)
-        return -1;
-    if (placement) {
-        p.device = placement->device;
-        p.dtype = placement->dtype;
-    }
     dhf_vae *v = NULL;
     int rc = dhf_vae_build(&cfg, &p, false, &v);
     static const char *const ignored[] = {"decoder.", "post_quant_conv.", NULL};
