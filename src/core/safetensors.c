@@ -338,8 +338,11 @@ static bool json_u63(const cJSON *j, uint64_t *out)
     return true;
 }
 
-static void format_shape(char *buf, size_t n, const int64_t *shape, int ndim)
+void dhf_format_shape(char *buf, size_t n, const int64_t *shape, int ndim)
 {
+    if (!n)
+        return;
+    buf[0] = '\0';
     size_t w = 0;
     int k = snprintf(buf, n, "[");
     w = k > 0 ? (size_t)k : 0;
@@ -426,7 +429,7 @@ static int parse_entry(const char *path, const char *name, const cJSON *entry,
             numel *= dim;
     }
     char shape_txt[256];
-    format_shape(shape_txt, sizeof shape_txt, info->shape, ndim);
+    dhf_format_shape(shape_txt, sizeof shape_txt, info->shape, ndim);
     /* A zero dimension makes the tensor empty even if other dimensions overflow. */
     for (int i = 0; i < ndim; i++)
         if (info->shape[i] == 0)

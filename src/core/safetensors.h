@@ -104,4 +104,7 @@ int dhf_st_writer_count(const dhf_st_writer *w);
 /* May be called more than once (e.g. to write the same tensors to two paths). */
 int dhf_st_writer_save(dhf_st_writer *w, const char *path);
 
+/* "[2, 4, 16, 24]" into buf (truncated to n bytes, always terminated). */
+void dhf_format_shape(char *buf, size_t n, const int64_t *shape, int ndim);
+
 #endif

@@ -49,21 +49,6 @@ static char *dup_str(const char *s)
     return d;
 }
 
-static void format_shape(char *buf, size_t n, const int64_t *shape, int ndim)
-{
-    size_t w = 0;
-    int k = snprintf(buf, n, "[");
-    w = k > 0 ? (size_t)k : 0;
-    for (int i = 0; i < ndim && w < n; i++) {
-        k = snprintf(buf + w, n - w, "%s%" PRId64, i ? ", " : "", shape[i]);
-        if (k < 0)
-            return;
-        w += (size_t)k;
-    }
-    if (w < n)
-        snprintf(buf + w, n - w, "]");
-}
-
 static bool same_shape(const int64_t *a, int na, const int64_t *b, int nb)
 {
     if (na != nb)
@@ -422,8 +407,8 @@ static int check_like(const char *path, const char *name, const char *what, dhf_
         return dhf_err_set("%s: parameter '%s': %s", path, name, dhf_last_error());
     if (!same_shape(sp, np, st, nt) || dhf_get_dtype(p) != dhf_get_dtype(t)) {
         char a[256], b[256];
-        format_shape(a, sizeof a, sp, np);
-        format_shape(b, sizeof b, st, nt);
+        dhf_format_shape(a, sizeof a, sp, np);
+        dhf_format_shape(b, sizeof b, st, nt);
         return dhf_err_set("%s: parameter '%s': %s is %s %s, expected %s %s like the parameter",
                            path, name, what, b, dhf_dtype_name(dhf_get_dtype(t)), a,
                            dhf_dtype_name(dhf_get_dtype(p)));
@@ -674,8 +659,8 @@ static int check_stored(const dhf_st_file *f, const char *name, dhf_tensor t)
         return dhf_err_set("%s: tensor '%s': %s", dhf_st_path(f), name, dhf_last_error());
     if (!same_shape(info->shape, info->ndim, shape, ndim)) {
         char want[256], got[256];
-        format_shape(want, sizeof want, shape, ndim);
-        format_shape(got, sizeof got, info->shape, info->ndim);
+        dhf_format_shape(want, sizeof want, shape, ndim);
+        dhf_format_shape(got, sizeof got, info->shape, info->ndim);
         return dhf_err_set("%s: tensor '%s': shape mismatch (expected %s as in the network, "
                            "got %s)", dhf_st_path(f), name, want, got);
     }

@@ -14,22 +14,6 @@ _Static_assert((int)DHF_ST_F32 == (int)DHF_F32 && (int)DHF_ST_F16 == (int)DHF_F1
                (int)DHF_ST_U8 == (int)DHF_U8 && (int)DHF_ST_BOOL == (int)DHF_BOOL,
                "safetensors and shim dtype enums must share their order");
 
-static void format_shape(char *buf, size_t n, const int64_t *shape, int ndim)
-{
-    size_t w = 0;
-    buf[0] = '\0';
-    int k = snprintf(buf, n, "[");
-    w = k > 0 ? (size_t)k : 0;
-    for (int i = 0; i < ndim && w < n; i++) {
-        k = snprintf(buf + w, n - w, "%s%" PRId64, i ? ", " : "", shape[i]);
-        if (k < 0)
-            return;
-        w += (size_t)k;
-    }
-    if (w < n)
-        snprintf(buf + w, n - w, "]");
-}
-
 /* The dtype a stored tensor gets in memory: floats widen/narrow to F32. */
 static dhf_dtype loaded_dtype(dhf_st_dtype dt)
 {
@@ -104,8 +88,8 @@ int dhf_st_load_expect(const dhf_st_file *f, const char *name, const int64_t *sh
         same = info->shape[i] == shape[i];
     if (!same) {
         char want[256], got[256];
-        format_shape(want, sizeof want, shape, ndim);
-        format_shape(got, sizeof got, info->shape, info->ndim);
+        dhf_format_shape(want, sizeof want, shape, ndim);
+        dhf_format_shape(got, sizeof got, info->shape, info->ndim);
         return dhf_err_set("%s: tensor '%s': shape mismatch (expected %s, got %s)",
                            dhf_st_path(f), name, want, got);
     }
