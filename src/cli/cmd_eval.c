@@ -140,6 +140,7 @@ int dhf_cmd_eval(int argc, char **argv)
         }
         if (strcmp(a, "--quiet") == 0) {
             quiet = true;
+            setenv("DHF_PROGRESS", "0", 1); /* the dataset loaders report progress too */
             continue;
         }
         if (need_value(argc, argv, i))

@@ -161,7 +161,7 @@ const dhf_cfg_key dhf_config_keys[] = {
     K_DBL_GT("eval.softmax_temperature", softmax_temperature, "0.04", 0, INFINITY, S_EVAL,
              "Softmax temperature of the soft-argmax matchers."),
     K_INT("eval.window_radius", window_radius, "5", 0, 1024, S_EVAL,
-          "Window radius (feature map cells) of window_soft_argmax."),
+          "Window radius, in pixels of the load_resolution similarity map, of window_soft_argmax."),
     K_BOOL("eval.dump_predictions", dump_predictions, "true", S_EVAL,
            "Write every predicted keypoint next to the evaluation report."),
     { .path = NULL },
