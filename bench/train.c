@@ -30,8 +30,9 @@
  * usage: bench_train [--steps N] [--warmup N] [--S N] [--threads N]
  *                    [--order fast|straightforward|both] [--malloc cache|tuned|default]
  *                    [--recompute N]
- * --malloc: tuned = glibc with mallopt (no mmap, no trim; memtune.h; the default),
- * cache = the shim's caching CPU allocator, default = glibc as configured. */
+ * --malloc: cache = the shim's caching CPU allocator (what dhf train uses; the
+ * default), tuned = glibc with mallopt (no mmap, no trim; memtune.h), default =
+ * glibc as configured. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -297,7 +298,7 @@ int main(int argc, char **argv)
     if (reexec)
         execv("/proc/self/exe", argv);   /* on failure: go on with the inherited setup */
     options o = { .steps = 3, .warmup = 1, .S = 11, .threads = 0, .orders = 3,
-                  .tuned_malloc = 1, .recompute = 0 };
+                  .tuned_malloc = 2, .recompute = 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
