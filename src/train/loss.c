@@ -134,6 +134,11 @@ int dhf_clip_loss(dhf_tensor desc_src, dhf_tensor desc_trg, const int64_t *src_i
     int64_t k64 = K;
     DHF_TRY(dhf_from_buffer(src_idx, DHF_I64, &k64, 1, &si), "clip loss: source indices");
     DHF_TRY(dhf_from_buffer(trg_idx, DHF_I64, &k64, 1, &ti), "clip loss: target indices");
+    dhf_device dev = dhf_get_device(desc_src);
+    if (dev.type != DHF_CPU) { /* index_select and CE need the indices beside the logits */
+        DHF_TRY(dhf_to(si, DHF_I64, dev, &si), "clip loss: source indices to the device");
+        DHF_TRY(dhf_to(ti, DHF_I64, dev, &ti), "clip loss: target indices to the device");
+    }
     if (logit_rows(an, bn, si, &r.logits_src_rows) || logit_rows(bn, an, ti, &r.logits_trg_rows))
         goto fail;
     DHF_TRY(dhf_cross_entropy(r.logits_src_rows, ti, &r.loss_src), "clip loss: CE (source rows)");
