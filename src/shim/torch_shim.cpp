@@ -298,7 +298,10 @@ struct CachingCPUAllocator final : public at::Allocator {
         return n < kCacheMin ? (n + kAlign - 1) / kAlign * kAlign : (n + kRound - 1) / kRound * kRound;
     }
 
-    at::DataPtr allocate(size_t n) const override
+    // libtorch 1.13 declares allocate() const, 2.3+ non-const: define both, without
+    // `override`, so whichever the headers declare is overridden.
+    at::DataPtr allocate(size_t n) { return static_cast<const CachingCPUAllocator *>(this)->allocate(n); }
+    at::DataPtr allocate(size_t n) const
     {
         size_t sz = rounded(n);
         void *p = nullptr;
