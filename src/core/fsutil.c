@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <unistd.h>
 
 int dhf_read_file(const char *path, char **data, size_t *len)
@@ -152,4 +153,34 @@ const char *dhf_basename(const char *path)
 {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
+}
+
+int dhf_remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : dhf_err_set("%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) != 0)
+            return dhf_err_set("cannot remove %s: %s", path, strerror(errno));
+        return 0;
+    }
+    DIR *d = opendir(path);
+    if (!d)
+        return dhf_err_set("cannot open %s: %s", path, strerror(errno));
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char child[4096];
+        if (dhf_path_join(child, sizeof child, path, e->d_name) != 0)
+            rc = -1;
+        else
+            rc = dhf_remove_tree(child);
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(path) != 0)
+        return dhf_err_set("cannot remove %s: %s", path, strerror(errno));
+    return rc;
 }

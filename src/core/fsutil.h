@@ -26,6 +26,9 @@ void dhf_atomic_abort(dhf_atomic_file *af);
 bool dhf_path_exists(const char *path);
 bool dhf_is_dir(const char *path);
 int dhf_mkdir_p(const char *path);               /* like mkdir -p */
+/* Removes a file or a directory tree (rm -r) without following symbolic links;
+ * a missing path is not an error. */
+int dhf_remove_tree(const char *path);
 /* out = a "/" b (b absolute: b alone). Error if it does not fit. */
 int dhf_path_join(char *out, size_t n, const char *a, const char *b);
 const char *dhf_basename(const char *path);       /* pointer into path */

@@ -289,37 +289,6 @@ int dhf_synth_render_jobs(dhf_synth_job *jobs, int n, const dhf_synth_options *o
 
 /* ---- output folders ------------------------------------------------------------ */
 
-/* Removes a file or a directory tree without following symbolic links. */
-static int remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : dhf_err_set("%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) {
-        if (unlink(path) != 0)
-            return dhf_err_set("cannot remove %s: %s", path, strerror(errno));
-        return 0;
-    }
-    DIR *d = opendir(path);
-    if (!d)
-        return dhf_err_set("cannot open %s: %s", path, strerror(errno));
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char child[4096];
-        if (dhf_path_join(child, sizeof child, path, e->d_name) != 0)
-            rc = -1;
-        else
-            rc = remove_tree(child);
-    }
-    closedir(d);
-    if (rc == 0 && rmdir(path) != 0)
-        return dhf_err_set("cannot remove %s: %s", path, strerror(errno));
-    return rc;
-}
-
 static bool dir_is_empty(const char *path)
 {
     DIR *d = opendir(path);
@@ -353,10 +322,10 @@ static int prepare_root(const char *root, const char *const *entries, int n_entr
                                root, MANIFEST_NAME);
         for (int i = 0; i < n_entries; i++) {
             char p[4096];
-            if (dhf_path_join(p, sizeof p, root, entries[i]) != 0 || remove_tree(p) != 0)
+            if (dhf_path_join(p, sizeof p, root, entries[i]) != 0 || dhf_remove_tree(p) != 0)
                 return -1;
         }
-        if (remove_tree(marker) != 0)
+        if (dhf_remove_tree(marker) != 0)
             return -1;
     }
     return dhf_mkdir_p(root);

@@ -293,31 +293,6 @@ static int write_weights(part_kind kind, const char *dir, const char *json,
     return rc;
 }
 
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char child[4400];
-                if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) <
-                    (int)sizeof child)
-                    remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static bool dir_is_empty(const char *path)
 {
     DIR *d = opendir(path);
@@ -452,15 +427,15 @@ int dhf_init_model_write(const char *out_dir, const dhf_init_model_opts *opts,
         if (dhf_mkdir_p(tmp) != 0)
             return -1;
         if (write_all(tmp, p, opts, &count) != 0) {
-            remove_tree(tmp);
+            dhf_remove_tree(tmp);
             return -1;
         }
         if (exists && rmdir(out_dir) != 0) {
-            remove_tree(tmp);
+            dhf_remove_tree(tmp);
             return dhf_err_set("%s: cannot replace the empty folder", out_dir);
         }
         if (rename(tmp, out_dir) != 0) {
-            remove_tree(tmp);
+            dhf_remove_tree(tmp);
             return dhf_err_set("%s: cannot move the new model into place", out_dir);
         }
     }

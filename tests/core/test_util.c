@@ -74,6 +74,12 @@ static void test_atomic_write_and_read(void **state)
     assert_non_null(strstr(dhf_err_msg(), "/nonexistent/x.yaml"));
     assert_int_equal(dhf_mkdir_p(sub), -1); /* a file is in the way */
     assert_string_equal(dhf_basename("/a/b/c.jpg"), "c.jpg");
+    /* rm -r of the tree made above; a missing path is fine */
+    char top[512];
+    assert_int_equal(dhf_path_join(top, sizeof top, tmpdir, "a"), 0);
+    assert_int_equal(dhf_remove_tree(top), 0);
+    assert_false(dhf_path_exists(top));
+    assert_int_equal(dhf_remove_tree(top), 0);
     char small[8];
     assert_int_equal(dhf_path_join(small, sizeof small, "abcdef", "ghij"), -1);
     assert_int_equal(dhf_path_join(path, sizeof path, "dir", "/abs"), 0);

@@ -4,6 +4,7 @@
 #ifndef DHF_TESTS_EXTRACT_TMPDIR_UTIL_H
 #define DHF_TESTS_EXTRACT_TMPDIR_UTIL_H
 
+#include "core/fsutil.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,29 +59,6 @@ static inline int tmp_write_text(const char *path, const char *text)
 }
 
 /* rm -r (does not follow symlinks). */
-static inline void tmp_remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char child[4096];
-                if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) <
-                    (int)sizeof child)
-                    tmp_remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
+static inline void tmp_remove_tree(const char *path) { dhf_remove_tree(path); }
 
 #endif
