@@ -133,11 +133,6 @@ static int draw_pairs(dhf_dataset *ds, const dhf_cub_tables *t, int want_train, 
     return rc;
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int read_pair_list(dhf_dataset *ds, const dhf_cub_tables *t, const char *list_path,
                           int want_train)
 {
@@ -193,7 +188,7 @@ static int read_pair_list(dhf_dataset *ds, const dhf_cub_tables *t, const char *
             return dhf_err_set("out of memory checking %s", list_path);
         for (size_t i = 0; i < ds->n_pairs; i++)
             ids[i] = ds->pairs[i].id;
-        qsort(ids, ds->n_pairs, sizeof(char *), cmp_cstr);
+        qsort(ids, ds->n_pairs, sizeof(char *), dhf_ds_cmp_str);
         for (size_t i = 1; i < ds->n_pairs && rc == 0; i++)
             if (strcmp(ids[i], ids[i - 1]) == 0)
                 rc = dhf_err_set("%s: pair %s listed twice", list_path, ids[i]);

@@ -69,49 +69,14 @@ static int has_image_ext(const char *name)
                    !strcasecmp(dot, ".png"));
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sorted names of regular files in dir whose name passes keep(). */
 static int list_files(const char *dir, int (*keep)(const char *), char ***names, size_t *n)
 {
-    *names = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return dhf_err_set("%s: cannot open directory", dir);
-    char **v = NULL;
-    size_t count = 0, cap = 0;
-    struct dirent *e;
-    char path[4096];
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || (keep && !keep(e->d_name)))
-            continue;
-        if (dhf_path_join(path, sizeof path, dir, e->d_name) != 0 || dhf_is_dir(path))
-            continue;
-        if (count == cap) {
-            cap = cap ? cap * 2 : 256;
-            char **nv = realloc(v, sizeof(char *) * cap);
-            if (!nv)
-                goto oom;
-            v = nv;
-        }
-        if (!(v[count] = dhf_ds_strdup(e->d_name)))
-            goto oom;
-        count++;
-    }
-    closedir(d);
-    if (count)
-        qsort(v, count, sizeof(char *), cmp_cstr);
-    *names = v;
-    *n = count;
+    int count = 0;
+    if (dhf_ds_list_dir(dir, false, keep, names, &count) != 0)
+        return -1;
+    *n = (size_t)count;
     return 0;
-oom:
-    closedir(d);
-    dhf_ds_free_strings(v, (int)count);
-    return dhf_err_set("%s: out of memory listing files", dir);
 }
 
 static int is_json(const char *name)
@@ -276,7 +241,7 @@ static int check_spair_split(checker *c, const char *root, int s, char **cats, i
     }
     if (n) {
         memcpy(sorted, stems, sizeof(char *) * n);
-        qsort(sorted, n, sizeof(char *), cmp_cstr);
+        qsort(sorted, n, sizeof(char *), dhf_ds_cmp_str);
         for (size_t i = 1; i < n; i++)
             if (strcmp(sorted[i], sorted[i - 1]) == 0)
                 problem(c, "%s: pair '%s' listed twice", path, sorted[i]);

@@ -119,12 +119,18 @@ int dhf_ds_append(dhf_dataset *ds, size_t *cap, dhf_pair *p)
     return 0;
 }
 
-static int cmp_str_ptr(const void *a, const void *b)
+int dhf_ds_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 int dhf_ds_list_subdirs(const char *dir, char ***names, int *n)
+{
+    return dhf_ds_list_dir(dir, true, NULL, names, n);
+}
+
+int dhf_ds_list_dir(const char *dir, bool want_dirs, int (*keep)(const char *), char ***names,
+                    int *n)
 {
     *names = NULL;
     *n = 0;
@@ -136,9 +142,10 @@ int dhf_ds_list_subdirs(const char *dir, char ***names, int *n)
     struct dirent *e;
     char path[4096];
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || (keep && !keep(e->d_name)))
             continue;
-        if (dhf_path_join(path, sizeof path, dir, e->d_name) != 0 || !dhf_is_dir(path))
+        if (dhf_path_join(path, sizeof path, dir, e->d_name) != 0 ||
+            dhf_is_dir(path) != want_dirs)
             continue;
         if (count == cap) {
             cap = cap ? cap * 2 : 32;
@@ -153,7 +160,7 @@ int dhf_ds_list_subdirs(const char *dir, char ***names, int *n)
     }
     closedir(d);
     if (count)
-        qsort(v, (size_t)count, sizeof(char *), cmp_str_ptr);
+        qsort(v, (size_t)count, sizeof(char *), dhf_ds_cmp_str);
     *names = v;
     *n = count;
     return 0;
@@ -178,7 +185,7 @@ int dhf_ds_set_categories(dhf_dataset *ds, char *const *names, int n)
             dhf_ds_free_strings(v, i);
             return dhf_err_set("out of memory copying categories");
         }
-    qsort(v, (size_t)n, sizeof(char *), cmp_str_ptr);
+    qsort(v, (size_t)n, sizeof(char *), dhf_ds_cmp_str);
     ds->categories = v;
     ds->n_categories = n;
     return 0;

@@ -4,6 +4,8 @@
 #ifndef DHF_EVAL_DATASET_INTERNAL_H
 #define DHF_EVAL_DATASET_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "eval/dataset.h"
 
 /* Pixels of slack for "box inside the image": VOC-derived boxes are 1-based,
@@ -15,6 +17,12 @@ char *dhf_ds_strdup(const char *s);          /* NULL on out-of-memory */
 int dhf_ds_append(dhf_dataset *ds, size_t *cap, dhf_pair *p);
 /* Sorted names of the sub-directories of dir (hidden ones skipped). */
 int dhf_ds_list_subdirs(const char *dir, char ***names, int *n);
+/* Sorted names of dir's sub-folders (want_dirs) or other entries, hidden ones
+ * skipped, filtered by keep() when given; free with dhf_ds_free_strings. */
+int dhf_ds_list_dir(const char *dir, bool want_dirs, int (*keep)(const char *), char ***names,
+                    int *n);
+/* strcmp for qsort over char* arrays. */
+int dhf_ds_cmp_str(const void *a, const void *b);
 void dhf_ds_free_strings(char **v, int n);
 /* Index of name in v[0..n), or -1 (linear; category lists are short). */
 int dhf_ds_category_known(char *const *v, int n, const char *name);

@@ -14,11 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int unknown_category(const char *where, const char *name, char *const *categories, int n)
 {
     char list[1024] = "";
@@ -264,7 +259,7 @@ int dhf_spair_load(const char *root, const char *split, dhf_dataset *ds)
     }
     for (size_t i = 0; i < ds->n_pairs; i++)
         ids[i] = ds->pairs[i].id;
-    qsort(ids, ds->n_pairs, sizeof(char *), cmp_cstr);
+    qsort(ids, ds->n_pairs, sizeof(char *), dhf_ds_cmp_str);
     for (size_t i = 1; i < ds->n_pairs; i++)
         if (strcmp(ids[i], ids[i - 1]) == 0) {
             dhf_err_set("%s/Layout/large/%s.txt: pair '%s' listed twice", root, split, ids[i]);
