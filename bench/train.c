@@ -48,6 +48,7 @@
 #include "core/error.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
+#include "train/fastnet.h"
 #include "train/loss.h"
 #include "train/memtune.h"
 #include "train/optim.h"
@@ -69,7 +70,23 @@ typedef struct {
     int orders;          /* bit 0 straightforward, bit 1 fast */
     int tuned_malloc;    /* 0 glibc default, 1 mallopt (memtune.h), 2 shim caching allocator */
     int recompute;       /* fast order: layers recomputed in the backward (step.h) */
+    int kernels;         /* fast order: bit 0 libtorch autograd, bit 1 oneDNN (fastnet.h) */
+    int sf_malloc;       /* allocator of the straightforward order (-1: as tuned_malloc) */
+    int conv_algo;       /* oneDNN 3x3: 0 auto, 1 direct, 2 winograd */
 } options;
+
+/* one row of the table: an order, and for the fast order who runs it */
+typedef struct {
+    dhf_agg_order order;
+    dhf_agg_kernels kernels;
+    const char *name;
+} variant;
+
+static const variant variants[3] = {
+    { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH, "straightforward" },
+    { DHF_AGG_FAST, DHF_AGG_KERNELS_LIBTORCH, "fast (libtorch)" },
+    { DHF_AGG_FAST, DHF_AGG_KERNELS_ONEDNN, "fast (oneDNN)" },
+};
 
 typedef struct {
     double median, min, first;           /* wall seconds per step */
@@ -153,12 +170,20 @@ static int make_inputs(int S, dhf_tensor *feats, int64_t *src_idx, int64_t *trg_
 }
 
 /* The child's work: build the network and time warmup + steps training steps. */
-static void run_order(const options *o, dhf_agg_order order, result *r)
+static int malloc_of(const options *o, const variant *v)
 {
+    return v->order == DHF_AGG_STRAIGHTFORWARD && o->sf_malloc >= 0 ? o->sf_malloc
+                                                                     : o->tuned_malloc;
+}
+
+static void run_order(const options *o, const variant *v, result *r)
+{
+    const dhf_agg_order order = v->order;
+    const int mal = malloc_of(o, v);
     memset(r, 0, sizeof *r);
-    if (o->tuned_malloc == 1 && dhf_memtune_keep_freed_memory())
+    if (mal == 1 && dhf_memtune_keep_freed_memory())
         goto fail;
-    if (o->tuned_malloc == 2 && dhf_cpu_caching_allocator(true) != DHF_OK) {
+    if (mal == 2 && dhf_cpu_caching_allocator(true) != DHF_OK) {
         dhf_err_set("caching allocator: %s", dhf_last_error());
         goto fail;
     }
@@ -172,7 +197,8 @@ static void run_order(const options *o, dhf_agg_order order, result *r)
     int64_t si[K_KP], ti[K_KP];
     dhf_agg_config cfg = { .num_layers = L_SD, .num_timesteps = o->S, .proj_dim = P_SD,
                            .out_res = R_SD, .order = order,
-                           .recompute_layers = order == DHF_AGG_FAST ? o->recompute : 0 };
+                           .recompute_layers = order == DHF_AGG_FAST ? o->recompute : 0,
+                           .kernels = v->kernels, .conv_algo = o->conv_algo };
     memcpy(cfg.channels, sd_channels, sizeof sd_channels);
     dhf_aggregator a;
     dhf_agg_adamw opt;
@@ -207,7 +233,7 @@ static void run_order(const options *o, dhf_agg_order order, result *r)
             r->loss_first = loss;
         r->loss_last = loss;
         fprintf(stderr, "  %s step %d/%d: %.2f s (fwd %.2f, bwd %.2f, adamw %.3f) loss %.4f, "
-                "RSS after forward %.2f GiB, after step %.2f GiB\n", dhf_agg_order_name(order),
+                "RSS after forward %.2f GiB, after step %.2f GiB\n", v->name,
                 i + 1, n, wall[i], fwd[i], bwd[i], upd[i], loss, rss_fwd, rss_gib());
     }
     getrusage(RUSAGE_SELF, &ru1);
@@ -231,7 +257,7 @@ fail:
 
 /* Runs one order in a child process; the parent never touches libtorch, so forking
  * is safe, and the child's ru_maxrss is that order's peak RSS alone. */
-static int run_child(const options *o, dhf_agg_order order, result *r, long long *peak_rss)
+static int run_child(const options *o, const variant *v, result *r, long long *peak_rss)
 {
     int fd[2];
     if (pipe(fd) != 0)
@@ -242,7 +268,7 @@ static int run_child(const options *o, dhf_agg_order order, result *r, long long
     if (pid == 0) {
         close(fd[0]);
         result mine;
-        run_order(o, order, &mine);
+        run_order(o, v, &mine);
         ssize_t w = write(fd[1], &mine, sizeof mine);
         _exit(w == (ssize_t)sizeof mine ? 0 : 1);
     }
@@ -261,11 +287,10 @@ static int run_child(const options *o, dhf_agg_order order, result *r, long long
         return dhf_err_set("wait4: %s", strerror(errno));
     *peak_rss = (long long)ru.ru_maxrss * 1024;
     if (got != (ssize_t)sizeof *r)
-        return dhf_err_set("%s order: child ended without a result (status %d%s)",
-                           dhf_agg_order_name(order), status,
+        return dhf_err_set("%s: child ended without a result (status %d%s)", v->name, status,
                            WIFSIGNALED(status) ? ", killed by a signal: out of memory?" : "");
     if (!r->ok)
-        return dhf_err_set("%s order: %s", dhf_agg_order_name(order), r->err);
+        return dhf_err_set("%s: %s", v->name, r->err);
     return 0;
 }
 
@@ -277,8 +302,14 @@ static int usage(const char *msg)
                     "[--threads N (0 = all cores)]\n"
                     "                   [--order fast|straightforward|both] "
                     "[--malloc cache|tuned|default]\n"
-                    "                   [--recompute N (0): fast order, layers whose graph is "
-                    "rebuilt in the backward]\n");
+                    "                   [--straightforward-malloc cache|tuned|default "
+                    "(as --malloc)]\n"
+                    "                   [--kernels libtorch|onednn|both (both): who runs the "
+                    "fast order]\n"
+                    "                   [--conv-algo auto|direct|winograd (auto): oneDNN 3x3 "
+                    "convolutions]\n"
+                    "                   [--recompute N (0): fast order on libtorch, layers whose "
+                    "graph is rebuilt in the backward]\n");
     return 2;
 }
 
@@ -298,7 +329,8 @@ int main(int argc, char **argv)
     if (reexec)
         execv("/proc/self/exe", argv);   /* on failure: go on with the inherited setup */
     options o = { .steps = 3, .warmup = 1, .S = 11, .threads = 0, .orders = 3,
-                  .tuned_malloc = 2, .recompute = 0 };
+                  .tuned_malloc = 2, .recompute = 0, .kernels = 3, .sf_malloc = -1,
+                  .conv_algo = 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -319,15 +351,34 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--order"))
             o.orders = !strcmp(v, "fast") ? 2 : !strcmp(v, "straightforward") ? 1
                      : !strcmp(v, "both") ? 3 : 0;
-        else if (!strcmp(a, "--malloc"))
-            o.tuned_malloc = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0
-                           : !strcmp(v, "cache") ? 2 : -1;
-        else
+        else if (!strcmp(a, "--kernels"))
+            o.kernels = !strcmp(v, "libtorch") ? 1 : !strcmp(v, "onednn") ? 2
+                      : !strcmp(v, "both") ? 3 : 0;
+        else if (!strcmp(a, "--conv-algo"))
+            o.conv_algo = !strcmp(v, "auto") ? 0 : !strcmp(v, "direct") ? 1
+                        : !strcmp(v, "winograd") ? 2 : -1;
+        else if (!strcmp(a, "--malloc") || !strcmp(a, "--straightforward-malloc")) {
+            int m = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0
+                  : !strcmp(v, "cache") ? 2 : -2;
+            if (m == -2)
+                return usage("--malloc: expected cache, tuned or default");
+            if (!strcmp(a, "--malloc"))
+                o.tuned_malloc = m;
+            else
+                o.sf_malloc = m;
+        } else
             return usage("unknown option");
     }
     if (o.steps < 1 || o.warmup < 0 || o.steps + o.warmup > MAX_STEPS || o.S < 1 ||
-        o.threads < 0 || !o.orders || o.tuned_malloc < 0 || o.recompute < 0)
+        o.threads < 0 || !o.orders || !o.kernels || o.conv_algo < 0 || o.recompute < 0)
         return usage("bad option value");
+    if ((o.kernels & 2) && !dhf_fastnet_available()) {
+        fprintf(stderr,
+                "bench_train: built without oneDNN: the fast order runs on libtorch only\n");
+        o.kernels &= 1;
+        if (!o.kernels)
+            return 1;
+    }
 
     printf("bench/train: one training step (forward of source+target, CLIP loss, backward, "
            "AdamW)\n");
@@ -335,23 +386,29 @@ int main(int argc, char **argv)
            "P=%d, R=%d, K=%d, random features\n", o.S, P_SD, R_SD, K_KP);
     static const char *const malloc_name[3] = { "glibc default", "glibc tuned (no mmap, no trim)",
                                                 "shim caching allocator" };
-    printf("  libtorch %s, threads %d (0 = all cores), OMP_WAIT_POLICY=%s, OPENBLAS_CORETYPE=%s, "
-           "memory: %s\n", dhf_torch_version(), o.threads,
+    printf("  libtorch %s, threads %d (0 = all cores), OMP_WAIT_POLICY=%s, OPENBLAS_CORETYPE=%s\n",
+           dhf_torch_version(), o.threads,
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-",
-           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
-           malloc_name[o.tuned_malloc]);
-    printf("  %d warm-up + %d timed steps per order; fast order recomputes %d layer(s) in the "
-           "backward\n", o.warmup, o.steps, o.recompute);
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-");
+    printf("  memory: %s (straightforward order: %s)\n", malloc_name[o.tuned_malloc],
+           malloc_name[o.sf_malloc >= 0 ? o.sf_malloc : o.tuned_malloc]);
+    static const char *const algo_name[3] = { "auto", "direct", "winograd" };
+    printf("  %d warm-up + %d timed steps per row; fast (libtorch) recomputes %d layer(s) in the "
+           "backward; oneDNN 3x3 algorithm: %s\n", o.warmup, o.steps, o.recompute,
+           algo_name[o.conv_algo]);
     fflush(stdout);
 
-    result res[2];
-    long long rss[2] = { 0, 0 };
-    int done[2] = { 0, 0 };
-    const dhf_agg_order ord[2] = { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_FAST };
-    for (int k = 0; k < 2; k++) {
-        if (!(o.orders & (1 << k)))
+    result res[3];
+    long long rss[3] = { 0, 0, 0 };
+    int done[3] = { 0, 0, 0 };
+    for (int k = 0; k < 3; k++) {
+        const variant *v = &variants[k];
+        bool wanted = v->order == DHF_AGG_STRAIGHTFORWARD
+                          ? (o.orders & 1)
+                          : (o.orders & 2) && (o.kernels & (k == 1 ? 1 : 2));
+        if (!wanted)
             continue;
-        if (run_child(&o, ord[k], &res[k], &rss[k])) {
+        if (run_child(&o, v, &res[k], &rss[k])) {
             fprintf(stderr, "bench_train: %s\n", dhf_err_msg());
             return 1;
         }
@@ -361,24 +418,27 @@ int main(int argc, char **argv)
     printf("\n%-16s %9s %7s %7s %7s %7s %7s %8s %8s %9s %10s %8s %9s\n", "order", "median_s",
            "min_s", "first_s", "fwd_s", "bwd_s", "adamw_s", "user_s", "sys_s", "faults",
            "GFLOP/step", "GFLOP/s", "peak_GiB");
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         if (!done[k])
             continue;
-        double fl = step_flops(ord[k], o.S) / 1e9;
+        double fl = step_flops(variants[k].order, o.S) / 1e9;
         printf("%-16s %9.3f %7.3f %7.3f %7.3f %7.3f %7.3f %8.3f %8.3f %9.0f %10.1f %8.1f %9.2f\n",
-               dhf_agg_order_name(ord[k]), res[k].median, res[k].min, res[k].first, res[k].fwd,
+               variants[k].name, res[k].median, res[k].min, res[k].first, res[k].fwd,
                res[k].bwd, res[k].opt, res[k].user, res[k].sys, res[k].faults, fl,
                fl / res[k].median, rss[k] / (1024.0 * 1024.0 * 1024.0));
     }
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 3; k++)
         if (done[k])
-            printf("%s: BLAS threads set to %d (0 = left alone)\n", dhf_agg_order_name(ord[k]),
-                   res[k].blas_threads);
-    if (done[0] && done[1]) {
-        printf("\nratio straightforward / fast (median s/step): %.2fx\n",
-               res[0].median / res[1].median);
-        printf("loss at the first step: straightforward %.6f, fast %.6f (same init and data)\n",
-               res[0].loss_first, res[1].loss_first);
-    }
+            printf("%s: BLAS threads set to %d (0 = left alone), memory: %s\n", variants[k].name,
+                   res[k].blas_threads, malloc_name[malloc_of(&o, &variants[k])]);
+    if (done[0])
+        for (int k = 1; k < 3; k++)
+            if (done[k])
+                printf("\nratio straightforward / %s (median s/step): %.2fx; loss at the first "
+                       "step: straightforward %.6f, %s %.6f (same init and data)",
+                       variants[k].name, res[0].median / res[k].median, res[0].loss_first,
+                       variants[k].name, res[k].loss_first);
+    if (done[0] && (done[1] || done[2]))
+        printf("\n");
     return 0;
 }

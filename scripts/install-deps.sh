@@ -3,11 +3,13 @@
 # missing; says what it does. Idempotent: a second run installs nothing.
 # libopenblas0-pthread is required, not optional: with Debian's reference BLAS
 # libtorch's 1024^2 matmul runs at ~5.6 GFLOP/s here, with OpenBLAS at ~165+.
+# libdnnl-dev is the headers of oneDNN (libdnnl2, which Debian's libtorch already
+# depends on) for the blocked-layout training convolutions (src/train/dnnl_conv.c).
 set -euo pipefail
 
-PACKAGES=(libtorch-dev libopenblas0-pthread libhdf5-dev libcjson-dev libyaml-dev
-          libcmocka-dev libjpeg-dev libpng-dev libcairo2-dev cmake pkg-config
-          build-essential)
+PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev libhdf5-dev libcjson-dev
+          libyaml-dev libcmocka-dev libjpeg-dev libpng-dev libcairo2-dev cmake
+          pkg-config build-essential)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

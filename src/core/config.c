@@ -125,6 +125,17 @@ const dhf_cfg_key dhf_config_keys[] = {
     K_ENUM("aggregation_order", aggregation_order, "fast", "fast|straightforward", S_TRAIN,
            "Order of operations in the weighted sum over layers and timesteps; both give "
            "the same result up to rounding, fast is cheaper."),
+    K_ENUM("aggregation_kernels", aggregation_kernels, "auto", "auto|onednn|libtorch", S_TRAIN,
+           "Who runs a training step of the fast order on the CPU: onednn = the "
+           "hand-written forward and backward over oneDNN convolutions (src/train/"
+           "fastnet.c), libtorch = libtorch autograd; auto = onednn when dhf was built with "
+           "oneDNN, else libtorch. Same gradients up to float32 rounding; CUDA always uses "
+           "libtorch."),
+    K_ENUM("aggregation_conv_algorithm", aggregation_conv_algorithm, "auto",
+           "auto|winograd|direct", S_TRAIN,
+           "3x3 convolutions of the oneDNN step: winograd (F(4x4, 3x3), ~2x fewer "
+           "multiplications, float32 rounding differs slightly from direct) or direct; "
+           "auto = winograd where oneDNN has it for this CPU."),
     K_ENUM("checkpoint_metric", checkpoint_metric, "pck_bbox", "pck_img|pck_bbox", S_TRAIN,
            "Validation PCK that picks the best checkpoint: threshold relative to the image "
            "size (pck_img) or to the bounding box size (pck_bbox)."),

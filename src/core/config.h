@@ -55,6 +55,8 @@ typedef struct {
     int checkpoint_every_n_steps;      /* last.safetensors every N steps (100; 0 = at validation only) */
     double pck_threshold;              /* validation alpha (0.1) */
     char aggregation_order[32];        /* "fast" | "straightforward" (same result) */
+    char aggregation_kernels[32];      /* "auto" | "onednn" | "libtorch" (fast order, CPU) */
+    char aggregation_conv_algorithm[32]; /* "auto" | "winograd" | "direct" (oneDNN 3x3) */
     char checkpoint_metric[32];        /* "pck_img" | "pck_bbox" */
 
     /* ---- data ---- */

@@ -1173,6 +1173,18 @@ dhf_status dhf_zero_grad(dhf_tensor t)
     });
 }
 
+dhf_status dhf_grad_buffer(dhf_tensor t, dhf_tensor *out)
+{
+    if (!out)
+        return fail(DHF_ERR_ARG, "dhf_grad_buffer: out is NULL");
+    return GUARD({
+        auto &g = const_cast<at::Tensor &>(T(t)).mutable_grad();
+        if (!g.defined())
+            g = at::zeros_like(T(t), at::MemoryFormat::Contiguous);
+        *out = wrap(g);
+    });
+}
+
 dhf_status dhf_clear_grad(dhf_tensor t)
 {
     return GUARD(const_cast<at::Tensor &>(T(t)).mutable_grad() = at::Tensor());

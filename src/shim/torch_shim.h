@@ -265,6 +265,9 @@ dhf_status dhf_backward(dhf_tensor loss);               /* scalar loss */
 dhf_status dhf_grad(dhf_tensor t, dhf_tensor *out);
 dhf_status dhf_zero_grad(dhf_tensor t);                 /* grad = zeros (or none) */
 dhf_status dhf_clear_grad(dhf_tensor t);                /* grad = undefined */
+/* NEW handle to t's .grad, first set to zeros shaped like t if it has none: for
+ * code that writes gradients itself (the oneDNN training path). */
+dhf_status dhf_grad_buffer(dhf_tensor t, dhf_tensor *out);
 /* Sets grad mode (thread-local); writes the previous mode to *prev if non-NULL. */
 dhf_status dhf_set_grad_enabled(bool enabled, bool *prev);
 bool dhf_is_grad_enabled(void);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/torch/st_tensor.h"
+#include "train/fastnet.h"
 #include "train/shim_try.h"
 
 int dhf_agg_order_parse(const char *s, dhf_agg_order *out)
@@ -20,6 +21,30 @@ int dhf_agg_order_parse(const char *s, dhf_agg_order *out)
     }
     return dhf_err_set("aggregation_order: expected \"fast\" or \"straightforward\", got \"%s\"",
                        s ? s : "(null)");
+}
+
+int dhf_agg_kernels_parse(const char *s, dhf_agg_kernels *out)
+{
+    static const char *const names[] = { "auto", "libtorch", "onednn" };
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, names[i]) == 0) {
+            *out = (dhf_agg_kernels)i;
+            return 0;
+        }
+    return dhf_err_set("aggregation_kernels: expected \"auto\", \"libtorch\" or \"onednn\", "
+                       "got \"%s\"", s ? s : "(null)");
+}
+
+int dhf_agg_conv_algo_parse(const char *s, int *out)
+{
+    static const char *const names[] = { "auto", "direct", "winograd" };
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, names[i]) == 0) {
+            *out = i; /* DHF_DCONV_AUTO, _DIRECT, _WINOGRAD */
+            return 0;
+        }
+    return dhf_err_set("aggregation_conv_algorithm: expected \"auto\", \"direct\" or "
+                       "\"winograd\", got \"%s\"", s ? s : "(null)");
 }
 
 const char *dhf_agg_order_name(dhf_agg_order o)
@@ -75,6 +100,7 @@ void dhf_aggregator_free(dhf_aggregator *a)
     for (int l = 0; l < DHF_AGG_MAX_LAYERS; l++)
         dhf_bottleneck_free(&a->bneck[l]);
     dhf_free(a->mixing_weights);
+    dhf_fastnet_free(a->fastnet);
     memset(a, 0, sizeof *a);
 }
 

@@ -24,6 +24,15 @@
 
 typedef enum { DHF_AGG_FAST = 0, DHF_AGG_STRAIGHTFORWARD = 1 } dhf_agg_order;
 
+/* Who runs the fast order's training step on the CPU: the hand-written forward and
+ * backward over oneDNN (fastnet.h) when dhf was built with it (AUTO), or libtorch's
+ * autograd. Both compute the same gradients (tested against the same fixtures). */
+typedef enum {
+    DHF_AGG_KERNELS_AUTO = 0, DHF_AGG_KERNELS_LIBTORCH = 1, DHF_AGG_KERNELS_ONEDNN = 2
+} dhf_agg_kernels;
+
+struct dhf_fastnet;
+
 typedef struct {
     int num_layers;                        /* L */
     int num_timesteps;                     /* S */
@@ -36,6 +45,8 @@ typedef struct {
      * the backward (exact; costs their forward twice, saves ~their activations).
      * 0 keeps every graph (plain autograd); values >= L recompute all layers. */
     int recompute_layers;
+    dhf_agg_kernels kernels;               /* fast order on the CPU: see above */
+    int conv_algo;                         /* oneDNN 3x3: dhf_dconv_algo (0 = auto) */
 } dhf_agg_config;
 
 typedef struct {
@@ -47,7 +58,15 @@ typedef struct {
     int num_params;
     dhf_tensor params[1 + DHF_AGG_MAX_LAYERS * DHF_BNECK_NPARAMS];          /* BORROWED */
     char names[1 + DHF_AGG_MAX_LAYERS * DHF_BNECK_NPARAMS][DHF_AGG_PARAM_NAME];
+    /* workspace of the oneDNN training step, made on first use for the input shapes
+     * (and remade when they change); owned */
+    struct dhf_fastnet *fastnet;
 } dhf_aggregator;
+
+/* "auto" | "libtorch" | "onednn" (config key aggregation_kernels). */
+int dhf_agg_kernels_parse(const char *s, dhf_agg_kernels *out);
+/* "auto" | "direct" | "winograd" (config key aggregation_conv_algorithm) -> dhf_dconv_algo */
+int dhf_agg_conv_algo_parse(const char *s, int *out);
 
 /* "fast" | "straightforward" (config key aggregation_order). */
 int dhf_agg_order_parse(const char *s, dhf_agg_order *out);

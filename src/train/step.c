@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "train/fastnet.h"
 #include "train/shim_try.h"
 
 #include <time.h>
@@ -191,6 +192,67 @@ fail:
     return -1;
 }
 
+/* Whether the fast order's step runs on the oneDNN kernels: asked for (or AUTO) and
+ * possible (built with oneDNN, CPU float32 contiguous features and parameters). */
+static int use_fastnet(const dhf_aggregator *a, const dhf_tensor *feats, bool *yes)
+{
+    *yes = false;
+    if (a->cfg.kernels == DHF_AGG_KERNELS_LIBTORCH)
+        return 0;
+    bool ok = dhf_fastnet_available() && a->cfg.proj_dim % 128 == 0 &&
+              dhf_get_device(a->mixing_weights).type == DHF_CPU;
+    for (int l = 0; ok && l < a->cfg.num_layers; l++)
+        ok = feats[l] && dhf_get_device(feats[l]).type == DHF_CPU &&
+             dhf_get_dtype(feats[l]) == DHF_F32 && dhf_is_contiguous(feats[l]);
+    if (!ok && a->cfg.kernels == DHF_AGG_KERNELS_ONEDNN)
+        return dhf_err_set("aggregation_kernels onednn: %s",
+                           !dhf_fastnet_available()
+                               ? "dhf was built without oneDNN (install libdnnl-dev, rebuild)"
+                               : "needs the CPU, float32 features and projection_dim a "
+                                 "multiple of 128");
+    *yes = ok;
+    return 0;
+}
+
+/* Inside the caller's scope: the hand-written forward into a leaf descriptor, the
+ * loss and its backward in libtorch (G = dloss/ddesc), the hand-written backward. */
+static int fastnet_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64_t *src_idx,
+                            const int64_t *trg_idx, int K, dhf_step_stats *st)
+{
+    const dhf_agg_config *c = &a->cfg;
+    dhf_tensor desc = NULL, dsrc = NULL, dtrg = NULL, G = NULL;
+    dhf_clip_loss_result r = { 0 };
+    if (a->fastnet && !dhf_fastnet_fits(a->fastnet, a, feats)) {
+        dhf_fastnet_free(a->fastnet);
+        a->fastnet = NULL;
+    }
+    if (!a->fastnet && dhf_fastnet_create(&a->fastnet, a, feats, (dhf_dconv_algo)c->conv_algo))
+        return -1;
+    int64_t ds4[4] = { dhf_size(feats[0], 0), c->proj_dim, c->out_res, c->out_res };
+    DHF_TRY(dhf_empty(DHF_F32, dhf_cpu_device(), ds4, 4, &desc), "descriptor");
+    if (dhf_fastnet_forward(a->fastnet, a, feats, true, (float *)dhf_data_ptr(desc)))
+        return -1;
+    st->seconds_forward = now_s();
+    DHF_TRY(dhf_set_requires_grad(desc, true), "descriptor leaf");
+    DHF_TRY(dhf_select(desc, 0, 0, &dsrc), "source descriptor");
+    DHF_TRY(dhf_select(desc, 0, 1, &dtrg), "target descriptor");
+    if (dhf_clip_loss(dsrc, dtrg, src_idx, trg_idx, K, &r) || loss_values(&r, st))
+        goto fail;
+    if (!isfinite(st->loss)) {
+        dhf_err_set("loss is %g (not finite)", st->loss);
+        goto fail;
+    }
+    DHF_TRY(dhf_backward(r.loss), "backward of the loss");
+    dhf_clip_loss_result_free(&r);
+    DHF_TRY(dhf_grad(desc, &G), "dloss/ddesc");
+    if (!G || !dhf_data_ptr(G))
+        return dhf_err_set("dloss/ddesc: no contiguous gradient");
+    return dhf_fastnet_backward(a->fastnet, a, (const float *)dhf_data_ptr(G));
+fail:
+    dhf_clip_loss_result_free(&r);
+    return -1;
+}
+
 int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *feats,
                       const int64_t *src_idx, const int64_t *trg_idx, int K,
                       dhf_step_stats *stats)
@@ -199,7 +261,20 @@ int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *
     double t0 = now_s();
     if (dhf_aggregator_zero_grads(a))
         return -1;
-    if (order == DHF_AGG_FAST && a->cfg.recompute_layers > 0) {
+    bool onednn = false;
+    if (order == DHF_AGG_FAST && use_fastnet(a, feats, &onednn))
+        return -1;
+    if (onednn) {
+        if (!feats[0] || dhf_size(feats[0], 0) != 2)
+            return dhf_err_set("pair backward: expected features of 2 images (source, target)");
+        dhf_scope_begin();
+        int rc = fastnet_backward(a, feats, src_idx, trg_idx, K, &st);
+        dhf_scope_end();
+        if (rc) {
+            dhf_aggregator_clear_grads(a);
+            return dhf_err_wrap("oneDNN training step");
+        }
+    } else if (order == DHF_AGG_FAST && a->cfg.recompute_layers > 0) {
         int64_t B = 0;
         if (feats[0])
             B = dhf_size(feats[0], 0);

@@ -137,6 +137,9 @@ static int setup_network(trainer *t)
     for (int i = 0; i < l->num_layers; i++)
         ac.channels[i] = (int)l->layer_chw[i][0];
     ac.order = t->order;
+    if (dhf_agg_kernels_parse(t->cfg.aggregation_kernels, &ac.kernels) != 0 ||
+        dhf_agg_conv_algo_parse(t->cfg.aggregation_conv_algorithm, &ac.conv_algo) != 0)
+        return -1;
     if (dhf_aggregator_init(&t->net, &ac, (uint64_t)t->cfg.seed) != 0)
         return dhf_err_wrap("aggregation network");
     t->net_ready = true;

@@ -218,6 +218,8 @@ static void test_defaults_are_the_papers(void **state)
     assert_int_equal(c->val_every_n_steps, 1000);
     assert_true(c->pck_threshold == 0.1);
     assert_string_equal(c->aggregation_order, "fast");
+    assert_string_equal(c->aggregation_kernels, "auto");
+    assert_string_equal(c->aggregation_conv_algorithm, "auto");
     assert_string_equal(c->checkpoint_metric, "pck_bbox");
     assert_string_equal(c->dataset, "spair");
     assert_string_equal(c->data_root, "data/SPair-71k");
@@ -699,6 +701,8 @@ static void fill_unusual(dhf_config *c)
     c->checkpoint_every_n_steps = 0;
     c->pck_threshold = 0.1 + 0.2;
     strcpy(c->aggregation_order, "straightforward");
+    strcpy(c->aggregation_kernels, "libtorch");
+    strcpy(c->aggregation_conv_algorithm, "direct");
     strcpy(c->checkpoint_metric, "pck_img");
     strcpy(c->dataset, "cub");
     strcpy(c->data_root, "donn\xc3\xa9" "es/SPair-71k");

@@ -30,6 +30,7 @@
 #include "core/torch/st_tensor.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
+#include "train/fastnet.h"
 #include "train/loss.h"
 #include "train/optim.h"
 #include "train/step.h"
@@ -137,16 +138,25 @@ static void check_close(dhf_tensor got, const char *name, double atol, double rt
     check_close_slice(got, name, 0, atol, rtol, NULL, label);
 }
 
-static int load_network_lean(dhf_aggregator *a, dhf_agg_order order, int recompute_layers)
+static int load_network_with(dhf_aggregator *a, dhf_agg_order order, int recompute_layers,
+                             dhf_agg_kernels kernels, int conv_algo)
 {
     dhf_agg_config c = g_cfg;
     c.order = order;
     c.recompute_layers = recompute_layers;
+    c.kernels = kernels;
+    c.conv_algo = conv_algo;
     if (dhf_aggregator_init(a, &c, 1) || dhf_aggregator_load(a, g_st, "")) {
         print_error("%s\n", dhf_err_msg());
         return -1;
     }
     return 0;
+}
+
+/* libtorch autograd for every order (the oneDNN step has tests of its own) */
+static int load_network_lean(dhf_aggregator *a, dhf_agg_order order, int recompute_layers)
+{
+    return load_network_with(a, order, recompute_layers, DHF_AGG_KERNELS_LIBTORCH, 0);
 }
 
 static int load_network(dhf_aggregator *a, dhf_agg_order order)
@@ -457,14 +467,63 @@ static void test_lean_backward(void **state)
     }
 }
 
+/* The fast order's training step written out over oneDNN (fastnet.h), with each 3x3
+ * algorithm: the same loss and gradients as the fixture. */
+static void test_onednn_backward(void **state)
+{
+    (void)state;
+    if (!dhf_fastnet_available())
+        skip();
+    static const char *const algo_names[3] = { "auto", "direct", "winograd" };
+    for (int algo = 0; algo < 3; algo++) {
+        dhf_aggregator a;
+        dhf_step_stats st;
+        char label[96];
+        assert_int_equal(load_network_with(&a, DHF_AGG_FAST, 0, DHF_AGG_KERNELS_ONEDNN, algo), 0);
+        /* twice: the second step reuses the workspace of the first */
+        for (int rep = 0; rep < 2; rep++) {
+            if (dhf_pair_backward(&a, DHF_AGG_FAST, g_feats, g_src_idx, g_trg_idx, g_K, &st)) {
+                print_error("%s\n", dhf_err_msg());
+                fail();
+            }
+            float want = 0;
+            assert_int_equal(dhf_st_read_f32(g_st, "expected.loss", &want, 1), 0);
+            if (!(fabs(st.loss - want) <= 1e-4)) {
+                print_error("oneDNN step (%s 3x3): loss %.7f want %.7f\n", algo_names[algo],
+                            st.loss, want);
+                fail();
+            }
+            snprintf(label, sizeof label, "oneDNN step (%s 3x3, call %d), gradient",
+                     algo_names[algo], rep + 1);
+            check_all_grads(&a, label);
+        }
+        printf("[ info ] oneDNN %s: %s\n", algo_names[algo], dhf_fastnet_describe(a.fastnet));
+        dhf_aggregator_free(&a);
+    }
+}
+
+typedef struct {
+    dhf_agg_order order;
+    dhf_agg_kernels kernels;
+} adamw_variant;
+static const adamw_variant ADAMW_STRAIGHT = { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH };
+static const adamw_variant ADAMW_FAST = { DHF_AGG_FAST, DHF_AGG_KERNELS_LIBTORCH };
+static const adamw_variant ADAMW_ONEDNN = { DHF_AGG_FAST, DHF_AGG_KERNELS_ONEDNN };
+
 /* Three AdamW steps (lr 1e-3, betas 0.9/0.999, eps 1e-8, wd 0) on the same pair. */
 static void test_adamw_steps(void **state)
 {
-    dhf_agg_order order = *(const dhf_agg_order *)*state;
-    const char *on = dhf_agg_order_name(order);
+    const adamw_variant *v = *state;
+    dhf_agg_order order = v->order;
+    const bool onednn = v->kernels == DHF_AGG_KERNELS_ONEDNN;
+    if (onednn && !dhf_fastnet_available())
+        skip();
+    const char *on = onednn ? "fast (oneDNN)" : dhf_agg_order_name(order);
     dhf_aggregator a;
-    /* the fast order trains memory-lean here (half the layers recomputed), as bench_train */
-    assert_int_equal(load_network_lean(&a, order, order == DHF_AGG_FAST ? g_cfg.num_layers / 2 : 0),
+    /* libtorch's fast order trains memory-lean here (half the layers recomputed) */
+    assert_int_equal(load_network_with(&a, order,
+                                       order == DHF_AGG_FAST && !onednn ? g_cfg.num_layers / 2 : 0,
+                                       v->kernels, 0),
                      0);
     dhf_adamw_hparams hp = dhf_adamw_defaults();
     hp.lr = 1e-3;
@@ -557,8 +616,12 @@ int main(int argc, char **argv)
           (void *)&ORDER_STRAIGHT },
         { "forward_backward_fast", test_forward_backward, test_setup, test_teardown, (void *)&ORDER_FAST },
         cmocka_unit_test_setup_teardown(test_lean_backward, test_setup, test_teardown),
-        { "adamw_steps_straightforward", test_adamw_steps, test_setup, test_teardown, (void *)&ORDER_STRAIGHT },
-        { "adamw_steps_fast", test_adamw_steps, test_setup, test_teardown, (void *)&ORDER_FAST },
+        { "onednn_backward", test_onednn_backward, test_setup, test_teardown, NULL },
+        { "adamw_steps_straightforward", test_adamw_steps, test_setup, test_teardown,
+          (void *)&ADAMW_STRAIGHT },
+        { "adamw_steps_fast", test_adamw_steps, test_setup, test_teardown, (void *)&ADAMW_FAST },
+        { "adamw_steps_onednn", test_adamw_steps, test_setup, test_teardown,
+          (void *)&ADAMW_ONEDNN },
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,948 @@
+/* fastnet.c — the hand-written forward and backward of the fast order on the CPU
+ * (fastnet.h): buffers made once, oneDNN convolutions, GroupNorm/ReLU/resize/mixing
+ * fused into row passes parallelised over (sample, channel block) planes. */
+#include "train/fastnet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/error.h"
+#include "train/blk_ops.h"
+#include "train/blocked.h"
+
+#define BLK DHF_BLK
+
+typedef struct {
+    int C, h, w;
+    dhf_bilin1d ty, tx;
+    dhf_dconv *conv_in;            /* shared with other layers of the same shape */
+    bool owns_conv_in;
+    float *xb;                     /* [N, C, h, w] blocked input */
+    float *y;                      /* [N, Q + P, h, w]: conv1 then shortcut */
+    float *r1, *c2, *r2;           /* [N, Q, R, R] */
+    float *c3;                     /* [N, P, R, R] */
+    double *mu1, *rs1, *mu2, *rs2, *mu3, *rs3, *mus, *rss;   /* [N * G] */
+} fn_layer;
+
+/* per-(sample, channel) coefficient arrays, [N * P] floats each */
+enum { K_A3, K_B3, K_AS, K_BS, K_X3A, K_X3B, K_XSA, K_XSB, K_AL, K_KX, K_K0,
+       K_ALS, K_KXS, K_K0S, K_COUNT };
+
+struct dhf_fastnet {
+    int L, S, B, N, P, Q, R, G;
+    int maxw;
+    fn_layer layer[DHF_AGG_MAX_LAYERS];
+    dhf_dconv *conv2, *conv3;
+    float *desc, *gdesc;           /* [B, P, R, R] blocked */
+    float *dbig;                   /* [N, P, R, R] */
+    float *dq1, *dq2;              /* [N, Q, R, R] */
+    float *dy;                     /* [N, Q + P, hmax, wmax] */
+    float *w_in, *dw_in;           /* [(Q + P) * Cmax] */
+    float *dw;                     /* [max(Q*Q*9, P*Q)] */
+    double *sa, *sb, *sc;          /* [N * P] per-channel sums */
+    float *k[K_COUNT];
+    double *dmix_unit;             /* [B * P/16 * S] */
+    double *dmix;                  /* [S * L] dloss/dsoftmax(w) */
+    float *wsoft;                  /* [S * L] */
+    float *scratch;                /* per thread: row, row2, vt */
+    int scratch_threads;
+    size_t scratch_per_thread;
+    bool have_activations;
+    char describe[320];
+};
+
+bool dhf_fastnet_available(void) { return dhf_dconv_available(); }
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static void *xalloc(size_t n_floats_or_bytes, size_t elem)
+{
+    size_t bytes = n_floats_or_bytes * elem;
+    bytes = (bytes + 63) / 64 * 64;
+    if (bytes == 0)
+        bytes = 64;
+    return aligned_alloc(64, bytes);
+}
+
+static float *pdata(dhf_tensor t) { return (float *)dhf_data_ptr(t); }
+
+static int ensure_scratch(dhf_fastnet *f)
+{
+    int t = max_threads();
+    if (t <= f->scratch_threads)
+        return 0;
+    free(f->scratch);
+    f->scratch = xalloc(f->scratch_per_thread * (size_t)t, sizeof(float));
+    if (!f->scratch) {
+        f->scratch_threads = 0;
+        return dhf_err_set("fastnet: out of memory for per-thread rows");
+    }
+    f->scratch_threads = t;
+    return 0;
+}
+
+static float *my_scratch(const dhf_fastnet *f)
+{
+    return f->scratch + f->scratch_per_thread * (size_t)thread_id();
+}
+
+bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats)
+{
+    const dhf_agg_config *c = &a->cfg;
+    if (!f || f->L != c->num_layers || f->S != c->num_timesteps || f->P != c->proj_dim ||
+        f->R != c->out_res || !feats[0] || f->B != dhf_size(feats[0], 0))
+        return false;
+    for (int l = 0; l < f->L; l++) {
+        const fn_layer *ly = &f->layer[l];
+        if (!feats[l] || ly->C != dhf_size(feats[l], 2) || ly->h != dhf_size(feats[l], 3) ||
+            ly->w != dhf_size(feats[l], 4))
+            return false;
+    }
+    return true;
+}
+
+void dhf_fastnet_free(dhf_fastnet *f)
+{
+    if (!f)
+        return;
+    for (int l = 0; l < DHF_AGG_MAX_LAYERS; l++) {
+        fn_layer *ly = &f->layer[l];
+        dhf_bilin1d_free(&ly->ty);
+        dhf_bilin1d_free(&ly->tx);
+        if (ly->owns_conv_in)
+            dhf_dconv_free(ly->conv_in);
+        free(ly->xb);
+        free(ly->y);
+        free(ly->r1);
+        free(ly->c2);
+        free(ly->r2);
+        free(ly->c3);
+        free(ly->mu1);
+    }
+    dhf_dconv_free(f->conv2);
+    dhf_dconv_free(f->conv3);
+    free(f->desc);
+    free(f->gdesc);
+    free(f->dbig);
+    free(f->dq1);
+    free(f->dq2);
+    free(f->dy);
+    free(f->w_in);
+    free(f->dw_in);
+    free(f->dw);
+    free(f->sa);
+    free(f->sb);
+    free(f->sc);
+    free(f->k[0]);
+    free(f->dmix_unit);
+    free(f->dmix);
+    free(f->wsoft);
+    free(f->scratch);
+    free(f);
+}
+
+const char *dhf_fastnet_describe(const dhf_fastnet *f) { return f ? f->describe : ""; }
+
+int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_tensor *feats,
+                       dhf_dconv_algo conv_algo)
+{
+    *out = NULL;
+    if (!dhf_dconv_available())
+        return dhf_err_set("fastnet: dhf was built without oneDNN (libdnnl-dev)");
+    const dhf_agg_config *c = &a->cfg;
+    if (c->proj_dim % 128 != 0)
+        return dhf_err_set("fastnet: projection_dim %d must be a multiple of 128", c->proj_dim);
+    dhf_fastnet *f = calloc(1, sizeof *f);
+    if (!f)
+        return dhf_err_set("fastnet: out of memory");
+    f->L = c->num_layers;
+    f->S = c->num_timesteps;
+    f->P = c->proj_dim;
+    f->Q = c->proj_dim / 4;
+    f->R = c->out_res;
+    f->G = DHF_BNECK_GN_GROUPS;
+    f->B = (int)dhf_size(feats[0], 0);
+    f->N = f->B * f->S;
+    const size_t N = (size_t)f->N, P = (size_t)f->P, Q = (size_t)f->Q, RR = (size_t)f->R * f->R;
+    size_t max_yhw = 0, max_cin = 0;
+    for (int l = 0; l < f->L; l++) {
+        dhf_tensor x = feats[l];
+        if (!x || dhf_ndim(x) != 5 || dhf_get_dtype(x) != DHF_F32 ||
+            dhf_get_device(x).type != DHF_CPU || !dhf_is_contiguous(x) ||
+            dhf_size(x, 0) != f->B || dhf_size(x, 1) != f->S || dhf_size(x, 2) != c->channels[l]) {
+            dhf_fastnet_free(f);
+            return dhf_err_set("fastnet: features of layer %d: expected contiguous CPU float32 "
+                               "[B=%d, S=%d, C=%d, h, w]", l, f->B, f->S, c->channels[l]);
+        }
+        fn_layer *ly = &f->layer[l];
+        ly->C = c->channels[l];
+        ly->h = (int)dhf_size(x, 3);
+        ly->w = (int)dhf_size(x, 4);
+        if (ly->w > f->maxw)
+            f->maxw = ly->w;
+        size_t hw = (size_t)ly->h * ly->w;
+        if (hw > max_yhw)
+            max_yhw = hw;
+        if ((size_t)ly->C > max_cin)
+            max_cin = (size_t)ly->C;
+        if (dhf_bilin1d_init(&ly->ty, ly->h, f->R) || dhf_bilin1d_init(&ly->tx, ly->w, f->R))
+            goto oom;
+        /* layers of one shape share their input convolution */
+        for (int m = 0; m < l && !ly->conv_in; m++)
+            if (f->layer[m].C == ly->C && f->layer[m].h == ly->h && f->layer[m].w == ly->w)
+                ly->conv_in = f->layer[m].conv_in;
+        if (!ly->conv_in) {
+            if (dhf_dconv_create(&ly->conv_in, f->N, ly->C, f->Q + f->P, ly->h, ly->w, 1, false,
+                                 DHF_DCONV_DIRECT)) {
+                dhf_err_wrap("fastnet layer %d: conv1+shortcut", l);
+                goto fail;
+            }
+            ly->owns_conv_in = true;
+        }
+        ly->xb = xalloc(dhf_blk_numel(f->N, ly->C, ly->h, ly->w), sizeof(float));
+        ly->y = xalloc(N * (Q + P) * hw, sizeof(float));
+        ly->r1 = xalloc(N * Q * RR, sizeof(float));
+        ly->c2 = xalloc(N * Q * RR, sizeof(float));
+        ly->r2 = xalloc(N * Q * RR, sizeof(float));
+        ly->c3 = xalloc(N * P * RR, sizeof(float));
+        ly->mu1 = xalloc(N * (size_t)f->G * 8, sizeof(double));
+        if (!ly->xb || !ly->y || !ly->r1 || !ly->c2 || !ly->r2 || !ly->c3 || !ly->mu1)
+            goto oom;
+        double *st = ly->mu1;
+        ly->rs1 = st + N * f->G;
+        ly->mu2 = st + 2 * N * f->G;
+        ly->rs2 = st + 3 * N * f->G;
+        ly->mu3 = st + 4 * N * f->G;
+        ly->rs3 = st + 5 * N * f->G;
+        ly->mus = st + 6 * N * f->G;
+        ly->rss = st + 7 * N * f->G;
+    }
+    if (dhf_dconv_create(&f->conv2, f->N, f->Q, f->Q, f->R, f->R, 3, true, conv_algo)) {
+        dhf_err_wrap("fastnet: conv2 (3x3)");
+        goto fail;
+    }
+    if (dhf_dconv_create(&f->conv3, f->N, f->Q, f->P, f->R, f->R, 1, true, DHF_DCONV_DIRECT)) {
+        dhf_err_wrap("fastnet: conv3 (1x1)");
+        goto fail;
+    }
+    f->desc = xalloc((size_t)f->B * P * RR, sizeof(float));
+    f->gdesc = xalloc((size_t)f->B * P * RR, sizeof(float));
+    f->dbig = xalloc(N * P * RR, sizeof(float));
+    f->dq1 = xalloc(N * Q * RR, sizeof(float));
+    f->dq2 = xalloc(N * Q * RR, sizeof(float));
+    f->dy = xalloc(N * (Q + P) * max_yhw, sizeof(float));
+    f->w_in = xalloc((Q + P) * max_cin, sizeof(float));
+    f->dw_in = xalloc((Q + P) * max_cin, sizeof(float));
+    f->dw = xalloc(Q * Q * 9 > P * Q ? Q * Q * 9 : P * Q, sizeof(float));
+    f->sa = xalloc(N * P, sizeof(double));
+    f->sb = xalloc(N * P, sizeof(double));
+    f->sc = xalloc(N * P, sizeof(double));
+    f->k[0] = xalloc(N * P * K_COUNT, sizeof(float));
+    f->dmix_unit = xalloc((size_t)f->B * (P / BLK) * (size_t)f->S, sizeof(double));
+    f->dmix = xalloc((size_t)f->S * f->L, sizeof(double));
+    f->wsoft = xalloc((size_t)f->S * f->L, sizeof(float));
+    if (!f->desc || !f->gdesc || !f->dbig || !f->dq1 || !f->dq2 || !f->dy || !f->w_in ||
+        !f->dw_in || !f->dw || !f->sa || !f->sb || !f->sc || !f->k[0] || !f->dmix_unit ||
+        !f->dmix || !f->wsoft)
+        goto oom;
+    for (int i = 1; i < K_COUNT; i++)
+        f->k[i] = f->k[0] + (size_t)i * N * P;
+    f->scratch_per_thread = ((size_t)f->R * BLK * 2 + (size_t)f->maxw * BLK + 15) / 16 * 16;
+    if (ensure_scratch(f))
+        goto fail;
+    snprintf(f->describe, sizeof f->describe, "conv2 %s; conv3 %s; layer-0 input %s",
+             dhf_dconv_impl(f->conv2), dhf_dconv_impl(f->conv3),
+             dhf_dconv_impl(f->layer[0].conv_in));
+    *out = f;
+    return 0;
+oom:
+    dhf_err_set("fastnet: out of memory for the activations (B=%d, S=%d, P=%d, R=%d)", f->B,
+                f->S, f->P, f->R);
+fail:
+    dhf_fastnet_free(f);
+    return -1;
+}
+
+/* ---- GroupNorm bookkeeping (per sample n, group g; per-channel arrays [N * C]) ---- */
+
+/* mean and 1/sqrt(var + eps) of each (n, g) from per-channel sums over `count` pixels */
+static void gn_stats(int N, int C, int G, double count, const double *s, const double *q,
+                     double *mu, double *rs)
+{
+    const int cpg = C / G;
+    const double M = (double)cpg * count;
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) {
+            double S = 0, Q = 0;
+            for (int j = 0; j < cpg; j++) {
+                S += s[(size_t)n * C + g * cpg + j];
+                Q += q[(size_t)n * C + g * cpg + j];
+            }
+            double mean = S / M, var = Q / M - mean * mean;
+            if (var < 0)
+                var = 0;
+            mu[n * G + g] = mean;
+            rs[n * G + g] = 1.0 / sqrt(var + DHF_BNECK_GN_EPS);
+        }
+}
+
+/* forward affine per (n, c): GN(x) = a x + b; normalised x = xa x + xb (xa/xb may be NULL) */
+static void gn_coeffs(int N, int C, int G, const double *mu, const double *rs,
+                      const float *gamma, const float *beta, float *a, float *b, float *xa,
+                      float *xb)
+{
+    const int cpg = C / G;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double m = mu[n * G + c / cpg], r = rs[n * G + c / cpg];
+            size_t i = (size_t)n * C + c;
+            a[i] = (float)(gamma[c] * r);
+            b[i] = (float)(beta[c] - m * gamma[c] * r);
+            if (xa) {
+                xa[i] = (float)r;
+                xb[i] = (float)(-m * r);
+            }
+        }
+}
+
+/* backward of y = gamma x^ + beta, x^ = (x - mu) r over each group: from per-channel
+ * sdy = sum dy and sdyx = sum dy x^, dx = al dy + kx x^ + k0 per (n, c), and
+ * dgamma = sum_n sdyx, dbeta = sum_n sdy (written). */
+static void gn_backward_coeffs(int N, int C, int G, double count, const float *gamma,
+                               const double *rs, const double *sdy, const double *sdyx,
+                               float *al, float *kx, float *k0, float *dgamma, float *dbeta)
+{
+    const int cpg = C / G;
+    const double M = (double)cpg * count;
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) {
+            double A = 0, Bv = 0, r = rs[n * G + g];
+            for (int j = 0; j < cpg; j++) {
+                int c = g * cpg + j;
+                A += gamma[c] * sdy[(size_t)n * C + c];
+                Bv += gamma[c] * sdyx[(size_t)n * C + c];
+            }
+            A /= M;
+            Bv /= M;
+            for (int j = 0; j < cpg; j++) {
+                int c = g * cpg + j;
+                size_t i = (size_t)n * C + c;
+                al[i] = (float)(r * gamma[c]);
+                kx[i] = (float)(-r * Bv);
+                k0[i] = (float)(-r * A);
+            }
+        }
+    for (int c = 0; c < C; c++) {
+        double dg = 0, db = 0;
+        for (int n = 0; n < N; n++) {
+            dg += sdyx[(size_t)n * C + c];
+            db += sdy[(size_t)n * C + c];
+        }
+        dgamma[c] = (float)dg;
+        dbeta[c] = (float)db;
+    }
+}
+
+/* per-channel sums of a stored [N, C, R, R] blocked tensor */
+static void plane_sums(const dhf_fastnet *f, const float *t, int C, double *s, double *q)
+{
+    const int N = f->N, Cb = C / BLK;
+    const int64_t RR = (int64_t)f->R * f->R;
+    memset(s, 0, sizeof(double) * (size_t)N * C);
+    memset(q, 0, sizeof(double) * (size_t)N * C);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Cb; cb++)
+            dhf_blk_sums(t + ((size_t)n * Cb + cb) * RR * BLK, RR, s + (size_t)n * C + cb * BLK,
+                         q + (size_t)n * C + cb * BLK);
+}
+
+/* per-channel sums of resize_R(y block range [cb0, cb0 + Cb)) for every sample */
+static void resized_sums(const dhf_fastnet *f, const fn_layer *ly, int cb0, int C, double *s,
+                         double *q)
+{
+    const int N = f->N, Cb = C / BLK, Yb = (f->Q + f->P) / BLK, R = f->R;
+    const size_t hw = (size_t)ly->h * ly->w;
+    memset(s, 0, sizeof(double) * (size_t)N * C);
+    memset(q, 0, sizeof(double) * (size_t)N * C);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Cb; cb++) {
+            float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
+            const float *plane = ly->y + ((size_t)n * Yb + cb0 + cb) * hw * BLK;
+            for (int oy = 0; oy < R; oy++) {
+                const float *r = dhf_blk_resize_row(plane, &ly->ty, &ly->tx, oy, row, vt);
+                dhf_blk_sums(r, R, s + (size_t)n * C + cb * BLK, q + (size_t)n * C + cb * BLK);
+            }
+        }
+}
+
+/* ---- forward ----------------------------------------------------------------------- */
+
+/* out = relu(a * resize(plane) + b), one plane, row by row */
+DHF_HOT static void plane_resize_affine_relu(const float *restrict plane, const dhf_bilin1d *ty,
+                                             const dhf_bilin1d *tx, int R, const float *restrict a,
+                                             const float *restrict b, float *restrict out,
+                                             float *restrict row, float *restrict vt)
+{
+    for (int oy = 0; oy < R; oy++) {
+        const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
+        float *d = out + (size_t)oy * R * BLK;
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < BLK; j++) {
+                float v = a[j] * r[i * BLK + j] + b[j];
+                d[i * BLK + j] = v > 0.f ? v : 0.f;
+            }
+    }
+}
+
+/* d = relu(a * src + b), one plane of RR pixels */
+DHF_HOT static void plane_affine_relu(const float *restrict src, size_t RR, const float *restrict a,
+                                      const float *restrict b, float *restrict d)
+{
+    for (size_t i = 0; i < RR; i++)
+        for (int j = 0; j < BLK; j++) {
+            float v = a[j] * src[i * BLK + j] + b[j];
+            d[i * BLK + j] = v > 0.f ? v : 0.f;
+        }
+}
+
+/* The block output of one sample and channel block, weighted into the descriptor:
+ * d += ws * relu(a3 c3 + b3 + as resize(ys) + bs) */
+DHF_HOT static void plane_output(const float *restrict c3, const float *restrict ys,
+                                 const dhf_bilin1d *ty, const dhf_bilin1d *tx, int R,
+                                 const float *restrict a3, const float *restrict b3,
+                                 const float *restrict as, const float *restrict bs, float ws,
+                                 float *restrict d, float *restrict row, float *restrict vt)
+{
+    float bb[BLK];
+    for (int j = 0; j < BLK; j++)
+        bb[j] = b3[j] + bs[j];
+    for (int oy = 0; oy < R; oy++) {
+        const float *r = dhf_blk_resize_row(ys, ty, tx, oy, row, vt);
+        const float *c = c3 + (size_t)oy * R * BLK;
+        float *o = d + (size_t)oy * R * BLK;
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < BLK; j++) {
+                float z = a3[j] * c[i * BLK + j] + as[j] * r[i * BLK + j] + bb[j];
+                o[i * BLK + j] += ws * (z > 0.f ? z : 0.f);
+            }
+    }
+}
+
+static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const float *x)
+{
+    fn_layer *ly = &f->layer[l];
+    const dhf_bottleneck *bn = &a->bneck[l];
+    const int N = f->N, Q = f->Q, P = f->P, R = f->R, G = f->G, S = f->S, L = f->L;
+    const int Qb = Q / BLK, Pb = P / BLK, Yb = Qb + Pb;
+    const size_t RR = (size_t)R * R, hw = (size_t)ly->h * ly->w, C = (size_t)ly->C;
+    float *const *k = f->k;
+
+    dhf_blk_pack(x, N, ly->C, ly->h, ly->w, ly->xb);
+    memcpy(f->w_in, pdata(bn->p[DHF_BN_CONV1_W]), sizeof(float) * Q * C);
+    memcpy(f->w_in + Q * C, pdata(bn->p[DHF_BN_SHORT_W]), sizeof(float) * P * C);
+    if (dhf_dconv_forward(ly->conv_in, ly->xb, f->w_in, ly->y))
+        return dhf_err_wrap("conv1+shortcut");
+
+    /* r1 = relu(GN1(U y1)) */
+    resized_sums(f, ly, 0, Q, f->sa, f->sb);
+    gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu1, ly->rs1);
+    gn_coeffs(N, Q, G, ly->mu1, ly->rs1, pdata(bn->p[DHF_BN_CONV1_GN_W]),
+              pdata(bn->p[DHF_BN_CONV1_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Qb; cb++) {
+            float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
+            const size_t nc = (size_t)n * Q + cb * BLK;
+            plane_resize_affine_relu(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx,
+                                     R, k[K_A3] + nc, k[K_B3] + nc,
+                                     ly->r1 + ((size_t)n * Qb + cb) * RR * BLK, row, vt);
+        }
+
+    /* r2 = relu(GN2(conv2(r1))) */
+    if (dhf_dconv_forward(f->conv2, ly->r1, pdata(bn->p[DHF_BN_CONV2_W]), ly->c2))
+        return dhf_err_wrap("conv2");
+    plane_sums(f, ly->c2, Q, f->sa, f->sb);
+    gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu2, ly->rs2);
+    gn_coeffs(N, Q, G, ly->mu2, ly->rs2, pdata(bn->p[DHF_BN_CONV2_GN_W]),
+              pdata(bn->p[DHF_BN_CONV2_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Qb; cb++) {
+            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
+            plane_affine_relu(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc, ly->r2 + off);
+        }
+
+    /* c3 = conv3(r2); statistics of c3 and of U ys */
+    if (dhf_dconv_forward(f->conv3, ly->r2, pdata(bn->p[DHF_BN_CONV3_W]), ly->c3))
+        return dhf_err_wrap("conv3");
+    plane_sums(f, ly->c3, P, f->sa, f->sb);
+    gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mu3, ly->rs3);
+    gn_coeffs(N, P, G, ly->mu3, ly->rs3, pdata(bn->p[DHF_BN_CONV3_GN_W]),
+              pdata(bn->p[DHF_BN_CONV3_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+    resized_sums(f, ly, Qb, P, f->sa, f->sb);
+    gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mus, ly->rss);
+    gn_coeffs(N, P, G, ly->mus, ly->rss, pdata(bn->p[DHF_BN_SHORT_GN_W]),
+              pdata(bn->p[DHF_BN_SHORT_GN_B]), k[K_AS], k[K_BS], NULL, NULL);
+
+    /* desc[b] += w[s*L + l] * relu(GN3(c3) + GNs(U ys)); a thread owns a (b, cb) plane */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < f->B; b++)
+        for (int cb = 0; cb < Pb; cb++) {
+            float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
+            for (int s = 0; s < S; s++) {
+                const int n = b * S + s;
+                const size_t nc = (size_t)n * P + cb * BLK;
+                plane_output(ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
+                             ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
+                             k[K_A3] + nc, k[K_B3] + nc, k[K_AS] + nc, k[K_BS] + nc,
+                             f->wsoft[s * L + l],
+                             f->desc + ((size_t)b * Pb + cb) * RR * BLK, row, vt);
+            }
+        }
+    return 0;
+}
+
+static int softmax_weights(dhf_fastnet *f, const dhf_aggregator *a)
+{
+    const float *m = pdata(a->mixing_weights);
+    const int n = f->S * f->L;
+    if (!m)
+        return dhf_err_set("fastnet: mixing_weights is not a contiguous CPU tensor");
+    double mx = m[0], z = 0;
+    for (int i = 1; i < n; i++)
+        if (m[i] > mx)
+            mx = m[i];
+    for (int i = 0; i < n; i++)
+        z += exp((double)m[i] - mx);
+    for (int i = 0; i < n; i++)
+        f->wsoft[i] = (float)(exp((double)m[i] - mx) / z);
+    return 0;
+}
+
+int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats,
+                        bool for_backward, float *desc)
+{
+    f->have_activations = false;
+    if (!dhf_fastnet_fits(f, a, feats))
+        return dhf_err_set("fastnet: the features do not have the shapes it was made for");
+    if (ensure_scratch(f) || softmax_weights(f, a))
+        return -1;
+    const size_t RR = (size_t)f->R * f->R;
+    memset(f->desc, 0, sizeof(float) * (size_t)f->B * f->P * RR);
+    for (int l = 0; l < f->L; l++) {
+        const float *x = pdata(feats[l]);
+        if (!x)
+            return dhf_err_set("fastnet: features of layer %d are not contiguous on the CPU", l);
+        if (forward_layer(f, a, l, x))
+            return dhf_err_wrap("fastnet forward, layer %d", l);
+    }
+    dhf_blk_unpack(f->desc, f->B, f->P, f->R, f->R, desc);
+    f->have_activations = for_backward;
+    return 0;
+}
+
+/* ---- backward ---------------------------------------------------------------------- */
+
+static int write_grad(dhf_tensor param, const float *g, size_t n, const char *what)
+{
+    dhf_tensor gt = NULL;
+    if (dhf_grad_buffer(param, &gt) != DHF_OK)
+        return dhf_err_set("fastnet: gradient of %s: %s", what, dhf_last_error());
+    float *d = pdata(gt);
+    if (!d || (size_t)dhf_numel(gt) != n) {
+        dhf_free(gt);
+        return dhf_err_set("fastnet: gradient of %s is not a contiguous float32 buffer of %zu "
+                           "values", what, n);
+    }
+    memcpy(d, g, sizeof(float) * n);
+    dhf_free(gt);
+    return 0;
+}
+
+/* relu mask, then the per-channel sums of the GN backward over a stored pre-norm x,
+ * one plane: d = mask * d (in place), sdy = sum d, sdyx = sum d * (xa x + xb) */
+DHF_HOT static void plane_masked_sums(float *restrict g, const float *restrict m,
+                                      const float *restrict v, size_t RR, const float *restrict xa,
+                                      const float *restrict xb, double *restrict sdy,
+                                      double *restrict sdyx)
+{
+    double s1[BLK] = { 0 }, s2[BLK] = { 0 };
+    for (size_t i0 = 0; i0 < RR; i0 += 64) {
+        const size_t i1 = i0 + 64 < RR ? i0 + 64 : RR;
+        float f1[BLK] = { 0 }, f2[BLK] = { 0 };
+        for (size_t i = i0; i < i1; i++)
+            for (int j = 0; j < BLK; j++) {
+                float d = m[i * BLK + j] > 0.f ? g[i * BLK + j] : 0.f;
+                g[i * BLK + j] = d;
+                f1[j] += d;
+                f2[j] += d * (xa[j] * v[i * BLK + j] + xb[j]);
+            }
+        for (int j = 0; j < BLK; j++) {
+            s1[j] += f1[j];
+            s2[j] += f2[j];
+        }
+    }
+    for (int j = 0; j < BLK; j++) {
+        sdy[j] = s1[j];
+        sdyx[j] = s2[j];
+    }
+}
+
+/* d = al d + kx (xa x + xb) + k0 (the GN input gradient), one plane in place */
+DHF_HOT static void plane_gn_grad(float *restrict d, const float *restrict v, size_t RR,
+                                  const float *restrict xa, const float *restrict xb,
+                                  const float *restrict al, const float *restrict kx,
+                                  const float *restrict k0)
+{
+    float m[BLK], c[BLK];
+    for (int j = 0; j < BLK; j++) {
+        m[j] = kx[j] * xa[j];
+        c[j] = kx[j] * xb[j] + k0[j];
+    }
+    for (size_t i = 0; i < RR; i++)
+        for (int j = 0; j < BLK; j++)
+            d[i * BLK + j] = al[j] * d[i * BLK + j] + m[j] * v[i * BLK + j] + c[j];
+}
+
+/* coefficient pointers of one (sample, channel block) of the output stage */
+typedef struct {
+    const float *a3, *b3, *as, *bs;          /* GN3 / GNs forward affine */
+    const float *x3a, *x3b, *xsa, *xsb;      /* normalised c3 / U ys */
+    const float *al, *kx, *k0, *als, *kxs, *k0s;   /* GN backward */
+} out_coeffs;
+
+static out_coeffs out_coeffs_at(float *const *k, size_t nc)
+{
+    out_coeffs o = { k[K_A3] + nc, k[K_B3] + nc, k[K_AS] + nc, k[K_BS] + nc,
+                     k[K_X3A] + nc, k[K_X3B] + nc, k[K_XSA] + nc, k[K_XSB] + nc,
+                     k[K_AL] + nc, k[K_KX] + nc, k[K_K0] + nc,
+                     k[K_ALS] + nc, k[K_KXS] + nc, k[K_K0S] + nc };
+    return o;
+}
+
+/* Output ReLU of one sample and channel block, from G = dloss/ddesc: per-channel
+ * sums s_dz = sum dz, s_3 = sum dz c3^, s_s = sum dz (U ys)^ with dz = ws G [z > 0],
+ * and returns sum G relu(z) (dloss/dw for this plane) */
+DHF_HOT static double plane_out_sums(const float *restrict c3, const float *restrict ys,
+                                     const float *restrict gd, const dhf_bilin1d *ty,
+                                     const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
+                                     double *restrict s_dz, double *restrict s_3,
+                                     double *restrict s_s, float *restrict row, float *restrict vt)
+{
+    double d1[BLK] = { 0 }, d3[BLK] = { 0 }, ds[BLK] = { 0 }, dm[BLK] = { 0 };
+    float bb[BLK], a3[BLK], as[BLK], x3a[BLK], x3b[BLK], xsa[BLK], xsb[BLK];
+    for (int j = 0; j < BLK; j++) {
+        bb[j] = o->b3[j] + o->bs[j];
+        a3[j] = o->a3[j];
+        as[j] = o->as[j];
+        x3a[j] = o->x3a[j];
+        x3b[j] = o->x3b[j];
+        xsa[j] = o->xsa[j];
+        xsb[j] = o->xsb[j];
+    }
+    for (int oy = 0; oy < R; oy++) {
+        const float *r = dhf_blk_resize_row(ys, ty, tx, oy, row, vt);
+        const float *c = c3 + (size_t)oy * R * BLK, *g = gd + (size_t)oy * R * BLK;
+        float f1[BLK] = { 0 }, f3[BLK] = { 0 }, fs[BLK] = { 0 }, fm[BLK] = { 0 };
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < BLK; j++) {
+                const int e = i * BLK + j;
+                float z = a3[j] * c[e] + as[j] * r[e] + bb[j];
+                float gz = z > 0.f ? g[e] : 0.f;
+                fm[j] += gz * z;
+                f1[j] += gz;
+                f3[j] += gz * (x3a[j] * c[e] + x3b[j]);
+                fs[j] += gz * (xsa[j] * r[e] + xsb[j]);
+            }
+        for (int j = 0; j < BLK; j++) {
+            d1[j] += f1[j];
+            d3[j] += f3[j];
+            ds[j] += fs[j];
+            dm[j] += fm[j];
+        }
+    }
+    double total = 0;
+    for (int j = 0; j < BLK; j++) {
+        s_dz[j] = ws * d1[j];
+        s_3[j] = ws * d3[j];
+        s_s[j] = ws * ds[j];
+        total += dm[j];
+    }
+    return total;
+}
+
+/* dc3 (written) and dys (accumulated at native resolution) of one sample and block */
+DHF_HOT static void plane_out_grads(const float *restrict c3, const float *restrict ys,
+                                    const float *restrict gd, const dhf_bilin1d *ty,
+                                    const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
+                                    float *restrict dc3, float *restrict dys, float *restrict row,
+                                    float *restrict row2, float *restrict vt)
+{
+    float bb[BLK], m3[BLK], c3k[BLK], ms[BLK], csk[BLK], a3[BLK], as[BLK], al[BLK], als[BLK];
+    for (int j = 0; j < BLK; j++) {
+        bb[j] = o->b3[j] + o->bs[j];
+        m3[j] = o->kx[j] * o->x3a[j];
+        c3k[j] = o->kx[j] * o->x3b[j] + o->k0[j];
+        ms[j] = o->kxs[j] * o->xsa[j];
+        csk[j] = o->kxs[j] * o->xsb[j] + o->k0s[j];
+        a3[j] = o->a3[j];
+        as[j] = o->as[j];
+        al[j] = o->al[j];
+        als[j] = o->als[j];
+    }
+    for (int oy = 0; oy < R; oy++) {
+        const float *r = dhf_blk_resize_row(ys, ty, tx, oy, row, vt);
+        const size_t ro = (size_t)oy * R * BLK;
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < BLK; j++) {
+                const int e = i * BLK + j;
+                const float c = c3[ro + e], u = r[e];
+                float z = a3[j] * c + as[j] * u + bb[j];
+                float dz = z > 0.f ? ws * gd[ro + e] : 0.f;
+                dc3[ro + e] = al[j] * dz + m3[j] * c + c3k[j];
+                row2[e] = als[j] * dz + ms[j] * u + csk[j];
+            }
+        dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dys, vt);
+    }
+}
+
+/* GN1 backward sums over the recomputed U y1, with the r1 > 0 mask applied to d */
+DHF_HOT static void plane_gn1_sums(const float *restrict plane, const dhf_bilin1d *ty,
+                                   const dhf_bilin1d *tx, int R, float *restrict d,
+                                   const float *restrict m, const float *restrict xa,
+                                   const float *restrict xb, double *restrict sdy,
+                                   double *restrict sdyx, float *restrict row, float *restrict vt)
+{
+    double s1[BLK] = { 0 }, s2[BLK] = { 0 };
+    for (int oy = 0; oy < R; oy++) {
+        const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
+        const size_t ro = (size_t)oy * R * BLK;
+        float f1[BLK] = { 0 }, f2[BLK] = { 0 };
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < BLK; j++) {
+                const size_t e = ro + (size_t)i * BLK + j;
+                float dv = m[e] > 0.f ? d[e] : 0.f;
+                d[e] = dv;
+                f1[j] += dv;
+                f2[j] += dv * (xa[j] * r[i * BLK + j] + xb[j]);
+            }
+        for (int j = 0; j < BLK; j++) {
+            s1[j] += f1[j];
+            s2[j] += f2[j];
+        }
+    }
+    for (int j = 0; j < BLK; j++) {
+        sdy[j] = s1[j];
+        sdyx[j] = s2[j];
+    }
+}
+
+/* dy1 (native, accumulated) = U^T (al d + kx (U y1)^ + k0) */
+DHF_HOT static void plane_gn1_grad(const float *restrict plane, const dhf_bilin1d *ty,
+                                   const dhf_bilin1d *tx, int R, const float *restrict d,
+                                   const float *restrict xa, const float *restrict xb,
+                                   const float *restrict al, const float *restrict kx,
+                                   const float *restrict k0, float *restrict dplane,
+                                   float *restrict row, float *restrict row2, float *restrict vt)
+{
+    float m[BLK], c[BLK];
+    for (int j = 0; j < BLK; j++) {
+        m[j] = kx[j] * xa[j];
+        c[j] = kx[j] * xb[j] + k0[j];
+    }
+    for (int oy = 0; oy < R; oy++) {
+        const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
+        const float *dr = d + (size_t)oy * R * BLK;
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < BLK; j++) {
+                const int e = i * BLK + j;
+                row2[e] = al[j] * dr[e] + m[j] * r[e] + c[j];
+            }
+        dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dplane, vt);
+    }
+}
+
+static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
+{
+    fn_layer *ly = &f->layer[l];
+    const dhf_bottleneck *bn = &a->bneck[l];
+    const int N = f->N, Q = f->Q, P = f->P, R = f->R, G = f->G, S = f->S, L = f->L;
+    const int Qb = Q / BLK, Pb = P / BLK, Yb = Qb + Pb;
+    const size_t RR = (size_t)R * R, hw = (size_t)ly->h * ly->w, C = (size_t)ly->C;
+    float *const *k = f->k;
+    const float *g3 = pdata(bn->p[DHF_BN_CONV3_GN_W]), *be3 = pdata(bn->p[DHF_BN_CONV3_GN_B]);
+    const float *gs = pdata(bn->p[DHF_BN_SHORT_GN_W]), *bes = pdata(bn->p[DHF_BN_SHORT_GN_B]);
+    float dgam[2][512], dbet[2][512];
+    if (P > 512)
+        return dhf_err_set("fastnet: projection_dim %d above 512", P);
+
+    /* normalised c3 and U ys per (n, c): x^ = xa x + xb */
+    gn_coeffs(N, P, G, ly->mu3, ly->rs3, g3, be3, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
+    gn_coeffs(N, P, G, ly->mus, ly->rss, gs, bes, k[K_AS], k[K_BS], k[K_XSA], k[K_XSB]);
+
+    /* 1. the output ReLU: sums for GN3 / GNs and dloss/dw[s*L + l] */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < f->B; b++)
+        for (int cb = 0; cb < Pb; cb++) {
+            float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
+            for (int s = 0; s < S; s++) {
+                const int n = b * S + s;
+                const size_t nc = (size_t)n * P + cb * BLK;
+                out_coeffs o = out_coeffs_at(k, nc);
+                f->dmix_unit[((size_t)b * Pb + cb) * S + s] = plane_out_sums(
+                    ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
+                    ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK,
+                    f->gdesc + ((size_t)b * Pb + cb) * RR * BLK, &ly->ty, &ly->tx, R, &o,
+                    f->wsoft[s * L + l], f->sa + nc, f->sb + nc, f->sc + nc, row, vt);
+            }
+        }
+    for (int s = 0; s < S; s++) {
+        double t = 0;
+        for (int u = 0; u < f->B * Pb; u++)
+            t += f->dmix_unit[(size_t)u * S + s];
+        f->dmix[s * L + l] = t;
+    }
+    gn_backward_coeffs(N, P, G, (double)RR, g3, ly->rs3, f->sa, f->sb, k[K_AL], k[K_KX],
+                       k[K_K0], dgam[0], dbet[0]);
+    gn_backward_coeffs(N, P, G, (double)RR, gs, ly->rss, f->sa, f->sc, k[K_ALS], k[K_KXS],
+                       k[K_K0S], dgam[1], dbet[1]);
+    if (write_grad(bn->p[DHF_BN_CONV3_GN_W], dgam[0], P, "conv3.norm.weight") ||
+        write_grad(bn->p[DHF_BN_CONV3_GN_B], dbet[0], P, "conv3.norm.bias") ||
+        write_grad(bn->p[DHF_BN_SHORT_GN_W], dgam[1], P, "shortcut.norm.weight") ||
+        write_grad(bn->p[DHF_BN_SHORT_GN_B], dbet[1], P, "shortcut.norm.bias"))
+        return -1;
+
+    /* 2. dc3 (into dbig) and dys (native, into dy's shortcut blocks) */
+    memset(f->dy, 0, sizeof(float) * (size_t)N * (Q + P) * hw);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Pb; cb++) {
+            float *row = my_scratch(f), *row2 = row + (size_t)R * BLK, *vt = row2 + (size_t)R * BLK;
+            const int b = n / S, s = n % S;
+            out_coeffs o = out_coeffs_at(k, (size_t)n * P + cb * BLK);
+            plane_out_grads(ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
+                            ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK,
+                            f->gdesc + ((size_t)b * Pb + cb) * RR * BLK, &ly->ty, &ly->tx, R, &o,
+                            f->wsoft[s * L + l], f->dbig + ((size_t)n * Pb + cb) * RR * BLK,
+                            f->dy + ((size_t)n * Yb + Qb + cb) * hw * BLK, row, row2, vt);
+        }
+
+    /* 3. conv3 backward: dr2 -> dq1, dW3 */
+    if (dhf_dconv_backward_data(f->conv3, f->dbig, pdata(bn->p[DHF_BN_CONV3_W]), f->dq1) ||
+        dhf_dconv_backward_weights(f->conv3, ly->r2, f->dbig, f->dw))
+        return dhf_err_wrap("conv3 backward");
+    if (write_grad(bn->p[DHF_BN_CONV3_W], f->dw, (size_t)P * Q, "conv3.weight"))
+        return -1;
+
+    /* 4. through relu(GN2): dc2 in place in dq1 */
+    const float *g2 = pdata(bn->p[DHF_BN_CONV2_GN_W]), *be2 = pdata(bn->p[DHF_BN_CONV2_GN_B]);
+    gn_coeffs(N, Q, G, ly->mu2, ly->rs2, g2, be2, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Qb; cb++) {
+            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
+            plane_masked_sums(f->dq1 + off, ly->r2 + off, ly->c2 + off, RR, k[K_X3A] + nc,
+                              k[K_X3B] + nc, f->sa + nc, f->sb + nc);
+        }
+    gn_backward_coeffs(N, Q, G, (double)RR, g2, ly->rs2, f->sa, f->sb, k[K_AL], k[K_KX],
+                       k[K_K0], dgam[0], dbet[0]);
+    if (write_grad(bn->p[DHF_BN_CONV2_GN_W], dgam[0], Q, "conv2.norm.weight") ||
+        write_grad(bn->p[DHF_BN_CONV2_GN_B], dbet[0], Q, "conv2.norm.bias"))
+        return -1;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Qb; cb++) {
+            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
+            plane_gn_grad(f->dq1 + off, ly->c2 + off, RR, k[K_X3A] + nc, k[K_X3B] + nc,
+                          k[K_AL] + nc, k[K_KX] + nc, k[K_K0] + nc);
+        }
+
+    /* 5. conv2 backward: dr1 -> dq2, dW2 */
+    if (dhf_dconv_backward_data(f->conv2, f->dq1, pdata(bn->p[DHF_BN_CONV2_W]), f->dq2) ||
+        dhf_dconv_backward_weights(f->conv2, ly->r1, f->dq1, f->dw))
+        return dhf_err_wrap("conv2 backward");
+    if (write_grad(bn->p[DHF_BN_CONV2_W], f->dw, (size_t)Q * Q * 9, "conv2.weight"))
+        return -1;
+
+    /* 6. through relu(GN1(U y1)): sums over the recomputed U y1, then dy1 = U^T du1 */
+    const float *g1 = pdata(bn->p[DHF_BN_CONV1_GN_W]), *be1 = pdata(bn->p[DHF_BN_CONV1_GN_B]);
+    gn_coeffs(N, Q, G, ly->mu1, ly->rs1, g1, be1, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Qb; cb++) {
+            float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
+            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
+            plane_gn1_sums(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
+                           f->dq2 + off, ly->r1 + off, k[K_X3A] + nc, k[K_X3B] + nc,
+                           f->sa + nc, f->sb + nc, row, vt);
+        }
+    gn_backward_coeffs(N, Q, G, (double)RR, g1, ly->rs1, f->sa, f->sb, k[K_AL], k[K_KX],
+                       k[K_K0], dgam[0], dbet[0]);
+    if (write_grad(bn->p[DHF_BN_CONV1_GN_W], dgam[0], Q, "conv1.norm.weight") ||
+        write_grad(bn->p[DHF_BN_CONV1_GN_B], dbet[0], Q, "conv1.norm.bias"))
+        return -1;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int cb = 0; cb < Qb; cb++) {
+            float *row = my_scratch(f), *row2 = row + (size_t)R * BLK, *vt = row2 + (size_t)R * BLK;
+            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
+            plane_gn1_grad(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
+                           f->dq2 + off, k[K_X3A] + nc, k[K_X3B] + nc, k[K_AL] + nc,
+                           k[K_KX] + nc, k[K_K0] + nc, f->dy + ((size_t)n * Yb + cb) * hw * BLK,
+                           row, row2, vt);
+        }
+
+    /* 7. conv1 and shortcut weights from dy and the input */
+    if (dhf_dconv_backward_weights(ly->conv_in, ly->xb, f->dy, f->dw_in))
+        return dhf_err_wrap("conv1+shortcut backward");
+    if (write_grad(bn->p[DHF_BN_CONV1_W], f->dw_in, (size_t)Q * C, "conv1.weight") ||
+        write_grad(bn->p[DHF_BN_SHORT_W], f->dw_in + (size_t)Q * C, (size_t)P * C,
+                   "shortcut.weight"))
+        return -1;
+    return 0;
+}
+
+int dhf_fastnet_backward(dhf_fastnet *f, dhf_aggregator *a, const float *gdesc)
+{
+    if (!f->have_activations)
+        return dhf_err_set("fastnet backward: no forward with activations kept before it");
+    f->have_activations = false;
+    if (ensure_scratch(f))
+        return -1;
+    dhf_blk_pack(gdesc, f->B, f->P, f->R, f->R, f->gdesc);
+    for (int l = 0; l < f->L; l++)
+        if (backward_layer(f, a, l))
+            return dhf_err_wrap("fastnet backward, layer %d", l);
+    /* softmax backward: dm_i = w_i (g_i - sum_j w_j g_j) */
+    const int n = f->S * f->L;
+    double dot = 0;
+    for (int i = 0; i < n; i++)
+        dot += (double)f->wsoft[i] * f->dmix[i];
+    float *gm = f->dw;
+    for (int i = 0; i < n; i++)
+        gm[i] = (float)((double)f->wsoft[i] * (f->dmix[i] - dot));
+    return write_grad(a->mixing_weights, gm, (size_t)n, "mixing_weights");
+}
