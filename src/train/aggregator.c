@@ -128,6 +128,31 @@ fail:
     return rc;
 }
 
+int dhf_aggregator_set_compute_dtype(dhf_aggregator *a, dhf_dtype dt)
+{
+    if (dt != DHF_F32 && dt != DHF_BF16 && dt != DHF_F16)
+        return dhf_err_set("aggregator: compute dtype must be float32, bfloat16 or float16");
+    for (int l = 0; l < a->cfg.num_layers; l++)
+        a->bneck[l].compute_dtype = dt;
+    return 0;
+}
+
+int dhf_agg_mixed_precision_parse(const char *s, dhf_device dev, dhf_dtype *out)
+{
+    if (s && strcmp(s, "auto") == 0)
+        *out = dev.type == DHF_CUDA ? DHF_BF16 : DHF_F32;
+    else if (s && strcmp(s, "off") == 0)
+        *out = DHF_F32;
+    else if (s && strcmp(s, "bf16") == 0)
+        *out = DHF_BF16;
+    else if (s && strcmp(s, "fp16") == 0)
+        *out = DHF_F16;
+    else
+        return dhf_err_set("mixed_precision: expected \"auto\", \"off\", \"bf16\" or "
+                           "\"fp16\", got \"%s\"", s ? s : "(null)");
+    return 0;
+}
+
 int dhf_aggregator_clear_grads(dhf_aggregator *a)
 {
     for (int i = 0; i < a->num_params; i++)

@@ -97,6 +97,14 @@ int dhf_aggregator_forward_order(const dhf_aggregator *a, const dhf_tensor *feat
 int dhf_aggregator_layer_forward(const dhf_aggregator *a, const dhf_tensor *feats, int l,
                                  dhf_agg_order order, dhf_tensor w, dhf_tensor *contrib);
 
+/* Mixed precision: every bottleneck's convolutions compute in dt (DHF_F32 = off,
+ * DHF_BF16, DHF_F16; see dhf_bottleneck.compute_dtype). Parameters stay float32. */
+int dhf_aggregator_set_compute_dtype(dhf_aggregator *a, dhf_dtype dt);
+
+/* "auto" | "off" | "bf16" | "fp16" (config key mixed_precision) on a device: auto is
+ * bf16 on CUDA, off (float32) on the CPU. */
+int dhf_agg_mixed_precision_parse(const char *s, dhf_device dev, dhf_dtype *out);
+
 /* Sets every parameter's .grad to undefined (the next backward allocates it). */
 int dhf_aggregator_clear_grads(dhf_aggregator *a);
 /* Zeroes every existing .grad in place: the buffers are reused by the next backward

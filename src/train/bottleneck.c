@@ -137,8 +137,25 @@ fail:
 
 static int conv(const dhf_bottleneck *b, dhf_tensor x, int param, int pad, dhf_tensor *out)
 {
-    DHF_TRY(dhf_conv2d(x, b->p[param], NULL, 1, 1, pad, pad, 1, out),
-            dhf_bottleneck_param_names[param]);
+    const char *what = dhf_bottleneck_param_names[param];
+    if (b->compute_dtype == DHF_F32) {
+        DHF_TRY(dhf_conv2d(x, b->p[param], NULL, 1, 1, pad, pad, 1, out), what);
+        return 0;
+    }
+    /* mixed precision: the casts are differentiable, so autograd returns float32
+     * gradients to the float32 parameters (torch.autocast's treatment of conv2d) */
+    dhf_tensor xl = NULL, wl = NULL, yl = NULL;
+    dhf_status st = dhf_to_dtype(x, b->compute_dtype, &xl);
+    if (st == DHF_OK)
+        st = dhf_to_dtype(b->p[param], b->compute_dtype, &wl);
+    if (st == DHF_OK)
+        st = dhf_conv2d(xl, wl, NULL, 1, 1, pad, pad, 1, &yl);
+    if (st == DHF_OK)
+        st = dhf_to_dtype(yl, DHF_F32, out);
+    dhf_free(xl);
+    dhf_free(wl);
+    dhf_free(yl);
+    DHF_TRY(st, what);
     return 0;
 fail:
     return -1;

@@ -34,6 +34,11 @@ typedef struct {
     int in_channels;                    /* C_l */
     int proj_dim;                       /* P (multiple of 128: P/4 split in 32 groups) */
     dhf_tensor p[DHF_BNECK_NPARAMS];    /* indexed by the enum above */
+    /* dtype the convolutions (dhf_conv2d: conv1/shortcut, conv2, and the paper order's
+     * conv3) compute in: DHF_F32 (init), or DHF_BF16 / DHF_F16 for mixed precision on
+     * CUDA: input and weight are cast, the output comes back as float32, so GroupNorm,
+     * the GN-folded 1x1 products, the loss and the parameters stay float32 */
+    dhf_dtype compute_dtype;
 } dhf_bottleneck;
 
 /* "conv1.weight", "conv1.norm.weight", ..., "shortcut.norm.bias" (enum order). */

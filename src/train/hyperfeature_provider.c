@@ -200,6 +200,10 @@ static int load_network(hf_provider *p, const dhf_config *eval_cfg)
         entries[i] = (dhf_ckpt_entry){ .name = p->own_net.names[i], .param = p->own_net.params[i] };
     if (dhf_ckpt_load(p->ckpt_path, entries, n, NULL) != 0)
         return -1;
+    dhf_dtype compute = DHF_F32;
+    if (dhf_agg_mixed_precision_parse(eval_cfg->mixed_precision, p->dev, &compute) != 0 ||
+        dhf_aggregator_set_compute_dtype(&p->own_net, compute) != 0)
+        return -1;
     return dhf_train_to_device(&p->own_net, NULL, p->dev);
 }
 

@@ -200,7 +200,8 @@ static int use_fastnet(const dhf_aggregator *a, const dhf_tensor *feats, bool *y
     if (a->cfg.kernels == DHF_AGG_KERNELS_LIBTORCH)
         return 0;
     bool ok = dhf_fastnet_available() && a->cfg.proj_dim % 128 == 0 &&
-              dhf_get_device(a->mixing_weights).type == DHF_CPU;
+              dhf_get_device(a->mixing_weights).type == DHF_CPU &&
+              a->bneck[0].compute_dtype == DHF_F32;
     for (int l = 0; ok && l < a->cfg.num_layers; l++)
         ok = feats[l] && dhf_get_device(feats[l]).type == DHF_CPU &&
              dhf_get_dtype(feats[l]) == DHF_F32 && dhf_is_contiguous(feats[l]);
@@ -208,8 +209,8 @@ static int use_fastnet(const dhf_aggregator *a, const dhf_tensor *feats, bool *y
         return dhf_err_set("aggregation_kernels onednn: %s",
                            !dhf_fastnet_available()
                                ? "dhf was built without oneDNN (install libdnnl-dev, rebuild)"
-                               : "needs the CPU, float32 features and projection_dim a "
-                                 "multiple of 128");
+                               : "needs the CPU, float32 features and convolutions "
+                                 "(mixed_precision off) and projection_dim a multiple of 128");
     *yes = ok;
     return 0;
 }

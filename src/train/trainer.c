@@ -140,9 +140,14 @@ static int setup_network(trainer *t)
     if (dhf_agg_kernels_parse(t->cfg.aggregation_kernels, &ac.kernels) != 0 ||
         dhf_agg_conv_algo_parse(t->cfg.aggregation_conv_algorithm, &ac.conv_algo) != 0)
         return -1;
+    dhf_dtype compute = DHF_F32;
+    if (dhf_agg_mixed_precision_parse(t->cfg.mixed_precision, t->dev, &compute) != 0)
+        return -1;
     if (dhf_aggregator_init(&t->net, &ac, (uint64_t)t->cfg.seed) != 0)
         return dhf_err_wrap("aggregation network");
     t->net_ready = true;
+    if (dhf_aggregator_set_compute_dtype(&t->net, compute) != 0)
+        return -1;
     /* the paper's two groups (mixing weights; bottlenecks), equal settings by default */
     dhf_adamw_hparams hp = dhf_adamw_defaults();
     hp.lr = t->cfg.lr;

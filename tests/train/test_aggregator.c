@@ -19,6 +19,7 @@
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
 #include "train/bilinear.h"
+#include "train/fastnet.h"
 #include "train/gn_fused.h"
 #include "train/loss.h"
 #include "train/step.h"
@@ -343,11 +344,14 @@ static void test_lean_backward_matches_plain(void **state)
     const int n_params = 1 + 3 * DHF_BNECK_NPARAMS;
     dhf_tensor ref[1 + 3 * DHF_BNECK_NPARAMS] = { 0 }, got[1 + 3 * DHF_BNECK_NPARAMS] = { 0 };
     double ref_loss = 0;
-    const int variants[4] = { 0, 1, 3, -1 };    /* -1: straightforward order */
-    for (int v = 0; v < 4; v++) {
+    /* -1: straightforward order; -2: the oneDNN step (fastnet.h) */
+    const int variants[5] = { 0, 1, 3, -1, -2 };
+    const int n_variants = dhf_fastnet_available() ? 5 : 4;
+    for (int v = 0; v < n_variants; v++) {
         dhf_aggregator a;
         dhf_step_stats st;
         c.recompute_layers = variants[v] < 0 ? 0 : variants[v];
+        c.kernels = variants[v] == -2 ? DHF_AGG_KERNELS_ONEDNN : DHF_AGG_KERNELS_LIBTORCH;
         assert_int_equal(dhf_aggregator_init(&a, &c, 21), 0);
         perturb(&a, 8);
         dhf_agg_order order = variants[v] < 0 ? DHF_AGG_STRAIGHTFORWARD : DHF_AGG_FAST;
@@ -378,6 +382,165 @@ static void test_lean_backward_matches_plain(void **state)
         dhf_free(ref[i]);
     for (int l = 0; l < 3; l++)
         dhf_free(feats[l]);
+}
+
+/* ---- the oneDNN training step ----------------------------------------------------- */
+
+/* Loss and every gradient of the oneDNN step (fastnet.h) against libtorch autograd on
+ * the same fast order, for the shapes of the order tests: integer and fractional
+ * factors, a non-square map, a map larger than R, P = 128 and 256. Direct 3x3
+ * convolutions agree to float32 summation order; Winograd's rounding differs more. */
+static void check_onednn_step(const shape_case *sc)
+{
+    if (!dhf_fastnet_available())
+        skip();
+    const int L = sc->cfg.num_layers;
+    dhf_tensor feats[8] = { 0 };
+    random_feats(&sc->cfg, sc->hw, 2, 500, feats);
+    const int R = sc->cfg.out_res;
+    const int64_t si[5] = { 0, 7, R * R - 1, R + 3, 2 * R }, ti[5] = { 5, 5, 0, R * R / 2, 1 };
+    dhf_tensor ref[1 + 8 * DHF_BNECK_NPARAMS] = { 0 }, got[1 + 8 * DHF_BNECK_NPARAMS] = { 0 };
+    double ref_loss = 0;
+    for (int v = 0; v < 3; v++) {     /* libtorch; oneDNN direct; oneDNN winograd */
+        dhf_agg_config c = sc->cfg;
+        c.kernels = v == 0 ? DHF_AGG_KERNELS_LIBTORCH : DHF_AGG_KERNELS_ONEDNN;
+        c.conv_algo = v == 2 ? 2 : 1;
+        dhf_aggregator a;
+        dhf_step_stats st;
+        assert_int_equal(dhf_aggregator_init(&a, &c, 77), 0);
+        perturb(&a, 9);
+        for (int rep = 0; rep < 2; rep++)
+            if (dhf_pair_backward(&a, DHF_AGG_FAST, feats, si, ti, 5, &st)) {
+                print_error("%s\n", dhf_err_msg());
+                fail();
+            }
+        grads_of(&a, v == 0 ? ref : got);
+        if (v == 0) {
+            ref_loss = st.loss;
+            dhf_aggregator_free(&a);
+            continue;
+        }
+        const double rtol = v == 1 ? 1e-4 : 2e-3;
+        printf("[ info ] oneDNN (%s) loss %.7f, libtorch %.7f\n", v == 1 ? "direct" : "winograd",
+               st.loss, ref_loss);
+        assert_true(fabs(st.loss - ref_loss) < 1e-5 * (1 + fabs(ref_loss)));
+        double worst = 0;
+        for (int i = 0; i < a.num_params; i++) {
+            double gs = 0, ge = max_abs_diff(got[i], ref[i], &gs);
+            if (ge / (1e-6 + rtol * gs) > worst)
+                worst = ge / (1e-6 + rtol * gs);
+            if (!(ge <= 1e-6 + rtol * gs)) {
+                print_error("oneDNN (%s): grad %s differs by %g (max %g)\n",
+                            v == 1 ? "direct" : "winograd", a.names[i], ge, gs);
+                fail();
+            }
+            dhf_free(got[i]);
+        }
+        printf("[ info ] worst |error| / tolerance %.3g\n", worst);
+        dhf_aggregator_free(&a);
+    }
+    for (int i = 0; i < 1 + L * DHF_BNECK_NPARAMS; i++)
+        dhf_free(ref[i]);
+    for (int l = 0; l < L; l++)
+        dhf_free(feats[l]);
+}
+
+static void test_onednn_step_integer_factors(void **state)
+{
+    (void)state;
+    shape_case sc = { .cfg = { .num_layers = 3, .num_timesteps = 2, .proj_dim = 128,
+                               .out_res = 16, .channels = { 48, 40, 24 } },
+                      .hw = { { 4, 4 }, { 8, 8 }, { 16, 16 } }, .batch = 2 };
+    check_onednn_step(&sc);
+}
+
+static void test_onednn_step_fractional_factors(void **state)
+{
+    (void)state;
+    shape_case sc = { .cfg = { .num_layers = 4, .num_timesteps = 3, .proj_dim = 128,
+                               .out_res = 16, .channels = { 36, 20, 16, 12 } },
+                      .hw = { { 6, 6 }, { 12, 12 }, { 7, 9 }, { 20, 20 } }, .batch = 2 };
+    check_onednn_step(&sc);
+}
+
+static void test_onednn_step_odd_output(void **state)
+{
+    (void)state;
+    shape_case sc = { .cfg = { .num_layers = 2, .num_timesteps = 1, .proj_dim = 256,
+                               .out_res = 11, .channels = { 64, 8 } },
+                      .hw = { { 3, 3 }, { 5, 5 } }, .batch = 2 };
+    check_onednn_step(&sc);
+}
+
+/* Mixed precision (bf16 convolutions, as on CUDA) runs on the CPU too: both orders
+ * stay within bf16 rounding of float32, the gradients are float32 and close. */
+static void test_mixed_precision_bf16(void **state)
+{
+    (void)state;
+    dhf_agg_config c = { .num_layers = 2, .num_timesteps = 2, .proj_dim = 128, .out_res = 8,
+                         .channels = { 32, 16 }, .kernels = DHF_AGG_KERNELS_LIBTORCH };
+    const int hw[2][2] = { { 4, 4 }, { 8, 8 } };
+    dhf_tensor feats[2] = { 0 };
+    random_feats(&c, hw, 2, 60, feats);
+    dhf_aggregator a;
+    assert_int_equal(dhf_aggregator_init(&a, &c, 3), 0);
+    perturb(&a, 4);
+    dhf_tensor d32 = NULL, g32[1 + 2 * DHF_BNECK_NPARAMS] = { 0 };
+    run_order(&a, feats, DHF_AGG_FAST, &d32, g32);
+    assert_int_equal(dhf_aggregator_set_compute_dtype(&a, DHF_BF16), 0);
+    for (int o = 0; o < 2; o++) {
+        dhf_tensor d16 = NULL, g16[1 + 2 * DHF_BNECK_NPARAMS] = { 0 };
+        run_order(&a, feats, o ? DHF_AGG_STRAIGHTFORWARD : DHF_AGG_FAST, &d16, g16);
+        assert_int_equal(dhf_get_dtype(d16), DHF_F32);
+        double scale = 0, err = max_abs_diff(d16, d32, &scale);
+        printf("[ info ] bf16 %s: descriptor max error %.3g (max |desc| %.3g)\n",
+               o ? "straightforward" : "fast", err, scale);
+        assert_true(err > 0);                       /* the casts did happen */
+        assert_true(err <= 3e-2 * scale);
+        /* bf16 inputs to sums with cancellation: compare directions (cosine) */
+        double worst_cos = 1;
+        for (int i = 0; i < a.num_params; i++) {
+            int64_t n1, n2;
+            assert_int_equal(dhf_get_dtype(g16[i]), DHF_F32);
+            float *x = values(g16[i], &n1), *y = values(g32[i], &n2);
+            assert_int_equal(n1, n2);
+            double xy = 0, xx = 0, yy = 0;
+            for (int64_t k = 0; k < n1; k++) {
+                xy += (double)x[k] * y[k];
+                xx += (double)x[k] * x[k];
+                yy += (double)y[k] * y[k];
+            }
+            double cosv = yy > 0 ? xy / sqrt(xx * yy + 1e-300) : (xx == 0 ? 1 : 0);
+            if (cosv < worst_cos)
+                worst_cos = cosv;
+            if (!(cosv >= 0.99)) {
+                print_error("bf16: grad %s has cosine %.4f with float32's\n", a.names[i], cosv);
+                fail();
+            }
+            free(x);
+            free(y);
+            dhf_free(g16[i]);
+        }
+        printf("[ info ] bf16 %s: lowest gradient cosine vs float32 %.5f\n",
+               o ? "straightforward" : "fast", worst_cos);
+        dhf_free(d16);
+    }
+    assert_int_equal(dhf_aggregator_set_compute_dtype(&a, DHF_I64), -1);
+    dhf_device cpu = { DHF_CPU, 0 }, cuda = { DHF_CUDA, 0 };
+    dhf_dtype dt;
+    assert_int_equal(dhf_agg_mixed_precision_parse("auto", cpu, &dt), 0);
+    assert_int_equal(dt, DHF_F32);
+    assert_int_equal(dhf_agg_mixed_precision_parse("auto", cuda, &dt), 0);
+    assert_int_equal(dt, DHF_BF16);
+    assert_int_equal(dhf_agg_mixed_precision_parse("fp16", cpu, &dt), 0);
+    assert_int_equal(dt, DHF_F16);
+    assert_int_equal(dhf_agg_mixed_precision_parse("half", cpu, &dt), -1);
+    for (int i = 0; i < a.num_params; i++)
+        dhf_free(g32[i]);
+    dhf_free(d32);
+    for (int l = 0; l < 2; l++)
+        dhf_free(feats[l]);
+    dhf_aggregator_free(&a);
 }
 
 /* ---- parameters ------------------------------------------------------------------ */
@@ -621,6 +784,10 @@ int main(void)
         cmocka_unit_test(test_gn_of_upsampled),
         cmocka_unit_test(test_conv1x1_gn),
         cmocka_unit_test(test_lean_backward_matches_plain),
+        cmocka_unit_test(test_onednn_step_integer_factors),
+        cmocka_unit_test(test_onednn_step_fractional_factors),
+        cmocka_unit_test(test_onednn_step_odd_output),
+        cmocka_unit_test(test_mixed_precision_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
