@@ -131,16 +131,16 @@ const dhf_cfg_key dhf_config_keys[] = {
            "fastnet.c), libtorch = libtorch autograd; auto = onednn when dhf was built with "
            "oneDNN, else libtorch. Same gradients up to float32 rounding; CUDA always uses "
            "libtorch."),
-    K_ENUM("mixed_precision", mixed_precision, "auto", "auto|off|bf16|fp16", S_TRAIN,
-           "Dtype of the bottleneck convolutions in training and evaluation (inputs and "
-           "weights cast, outputs back to float32; GroupNorm, loss and parameters stay "
-           "float32): auto = bf16 on CUDA, off (float32) on the CPU. fp16 has no loss "
-           "scaling: prefer bf16."),
     K_ENUM("aggregation_conv_algorithm", aggregation_conv_algorithm, "auto",
            "auto|winograd|direct", S_TRAIN,
            "3x3 convolutions of the oneDNN step: winograd (F(4x4, 3x3), ~2x fewer "
            "multiplications, float32 rounding differs slightly from direct) or direct; "
            "auto = winograd where oneDNN has it for this CPU."),
+    K_ENUM("mixed_precision", mixed_precision, "auto", "auto|off|bf16|fp16", S_TRAIN,
+           "Dtype of the bottleneck convolutions in training and evaluation (inputs and "
+           "weights cast, outputs back to float32; GroupNorm, loss and parameters stay "
+           "float32): auto = bf16 on CUDA, off (float32) on the CPU. fp16 has no loss "
+           "scaling: prefer bf16."),
     K_ENUM("checkpoint_metric", checkpoint_metric, "pck_bbox", "pck_img|pck_bbox", S_TRAIN,
            "Validation PCK that picks the best checkpoint: threshold relative to the image "
            "size (pck_img) or to the bounding box size (pck_bbox)."),
