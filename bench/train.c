@@ -95,6 +95,7 @@ typedef struct {
     double faults;                       /* minor page faults per timed step */
     int blas_threads;                    /* BLAS pool size set (0 = untouched) */
     double loss_first, loss_last;
+    dhf_fastnet_profile prof;            /* oneDNN step: medians of its parts */
     int ok;
     char err[512];
 } result;
@@ -210,6 +211,7 @@ static void run_order(const options *o, const variant *v, result *r)
 
     int n = o->warmup + o->steps;
     double wall[MAX_STEPS], fwd[MAX_STEPS], bwd[MAX_STEPS], upd[MAX_STEPS];
+    double pf[5][MAX_STEPS];
     struct rusage ru0, ru1;
     for (int i = 0; i < n; i++) {
         if (i == o->warmup)
@@ -225,6 +227,13 @@ static void run_order(const options *o, const variant *v, result *r)
         if (dhf_agg_adamw_step(&opt, &a))
             goto fail;
         double t3 = now();
+        dhf_fastnet_profile fp;
+        dhf_fastnet_get_profile(a.fastnet, &fp);
+        pf[0][i] = fp.forward_s;
+        pf[1][i] = fp.conv_forward_s;
+        pf[2][i] = fp.backward_s;
+        pf[3][i] = fp.conv_backward_data_s;
+        pf[4][i] = fp.conv_backward_weights_s;
         wall[i] = t3 - t0;
         fwd[i] = t1 - t0;
         bwd[i] = t2 - t1;
@@ -249,6 +258,11 @@ static void run_order(const options *o, const variant *v, result *r)
     r->fwd = median(fwd + o->warmup, o->steps);
     r->bwd = median(bwd + o->warmup, o->steps);
     r->opt = median(upd + o->warmup, o->steps);
+    r->prof.forward_s = median(pf[0] + o->warmup, o->steps);
+    r->prof.conv_forward_s = median(pf[1] + o->warmup, o->steps);
+    r->prof.backward_s = median(pf[2] + o->warmup, o->steps);
+    r->prof.conv_backward_data_s = median(pf[3] + o->warmup, o->steps);
+    r->prof.conv_backward_weights_s = median(pf[4] + o->warmup, o->steps);
     r->ok = 1;
     return;
 fail:
@@ -431,6 +445,17 @@ int main(int argc, char **argv)
         if (done[k])
             printf("%s: BLAS threads set to %d (0 = left alone), memory: %s\n", variants[k].name,
                    res[k].blas_threads, malloc_name[malloc_of(&o, &variants[k])]);
+    if (done[2]) {
+        const dhf_fastnet_profile *p = &res[2].prof;
+        double conv = p->conv_forward_s + p->conv_backward_data_s + p->conv_backward_weights_s;
+        printf("fast (oneDNN), where the time goes (medians, s): network forward %.3f (of it "
+               "convolutions %.3f), network backward %.3f (convolutions: backward-data %.3f, "
+               "backward-weights %.3f); convolutions %.3f s = %.0f%% of the step; the rest of "
+               "the step (loss forward and backward in libtorch, AdamW, feature copies) %.3f\n",
+               p->forward_s, p->conv_forward_s, p->backward_s, p->conv_backward_data_s,
+               p->conv_backward_weights_s, conv, 100.0 * conv / res[2].median,
+               res[2].median - p->forward_s - p->backward_s);
+    }
     if (done[0])
         for (int k = 1; k < 3; k++)
             if (done[k])

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "train/blocked.h"
+#include "train/simd16.h"
 
 int dhf_bilin1d_init(dhf_bilin1d *t, int in, int out)
 {
@@ -61,16 +62,12 @@ DHF_HOT const float *dhf_blk_resize_row(const float *restrict plane, const dhf_b
     const float *r0 = plane + (size_t)ty->i0[oy] * (size_t)w * DHF_BLK;
     const float *r1 = plane + (size_t)ty->i1[oy] * (size_t)w * DHF_BLK;
     const float a0 = ty->l0[oy], a1 = ty->l1[oy];
-    for (int i = 0; i < w * DHF_BLK; i++)
-        vt[i] = a0 * r0[i] + a1 * r1[i];
-    for (int ox = 0; ox < tx->out; ox++) {
-        const float *p0 = vt + (size_t)tx->i0[ox] * DHF_BLK;
-        const float *p1 = vt + (size_t)tx->i1[ox] * DHF_BLK;
-        const float b0 = tx->l0[ox], b1 = tx->l1[ox];
-        float *o = row + (size_t)ox * DHF_BLK;
-        for (int k = 0; k < DHF_BLK; k++)
-            o[k] = b0 * p0[k] + b1 * p1[k];
-    }
+    for (int i = 0; i < w; i++)
+        V16_STORE(vt + i * DHF_BLK,
+                  a0 * V16_LOAD(r0 + i * DHF_BLK) + a1 * V16_LOAD(r1 + i * DHF_BLK));
+    for (int ox = 0; ox < tx->out; ox++)
+        V16_STORE(row + ox * DHF_BLK, tx->l0[ox] * V16_LOAD(vt + tx->i0[ox] * DHF_BLK) +
+                                          tx->l1[ox] * V16_LOAD(vt + tx->i1[ox] * DHF_BLK));
     return row;
 }
 
@@ -81,28 +78,27 @@ DHF_HOT void dhf_blk_resize_row_adjoint(const float *restrict grow, const dhf_bi
     const int w = tx->in;
     if (ty->identity && tx->identity) {
         float *dst = plane + (size_t)oy * (size_t)w * DHF_BLK;
-        for (int i = 0; i < w * DHF_BLK; i++)
-            dst[i] += grow[i];
+        for (int i = 0; i < w; i++)
+            V16_STORE(dst + i * DHF_BLK,
+                      V16_LOAD(dst + i * DHF_BLK) + V16_LOAD(grow + i * DHF_BLK));
         return;
     }
     memset(vt, 0, sizeof(float) * (size_t)w * DHF_BLK);
     for (int ox = 0; ox < tx->out; ox++) {
-        float *p0 = vt + (size_t)tx->i0[ox] * DHF_BLK;
-        float *p1 = vt + (size_t)tx->i1[ox] * DHF_BLK;
-        const float b0 = tx->l0[ox], b1 = tx->l1[ox];
-        const float *g = grow + (size_t)ox * DHF_BLK;
-        for (int k = 0; k < DHF_BLK; k++) {
-            p0[k] += b0 * g[k];
-            p1[k] += b1 * g[k];
-        }
+        /* i0 == i1 at the border: both updates land on the same pixel, as they must */
+        float *p0 = vt + tx->i0[ox] * DHF_BLK;
+        v16 g = V16_LOAD(grow + ox * DHF_BLK);
+        V16_STORE(p0, V16_LOAD(p0) + tx->l0[ox] * g);
+        float *p1 = vt + tx->i1[ox] * DHF_BLK;
+        V16_STORE(p1, V16_LOAD(p1) + tx->l1[ox] * g);
     }
     float *r0 = plane + (size_t)ty->i0[oy] * (size_t)w * DHF_BLK;
-    float *r1 = plane + (size_t)ty->i1[oy] * (size_t)w * DHF_BLK;
     const float a0 = ty->l0[oy], a1 = ty->l1[oy];
-    for (int i = 0; i < w * DHF_BLK; i++)
-        r0[i] += a0 * vt[i];
-    for (int i = 0; i < w * DHF_BLK; i++)
-        r1[i] += a1 * vt[i];
+    for (int i = 0; i < w; i++)
+        V16_STORE(r0 + i * DHF_BLK, V16_LOAD(r0 + i * DHF_BLK) + a0 * V16_LOAD(vt + i * DHF_BLK));
+    float *r1 = plane + (size_t)ty->i1[oy] * (size_t)w * DHF_BLK;
+    for (int i = 0; i < w; i++)
+        V16_STORE(r1 + i * DHF_BLK, V16_LOAD(r1 + i * DHF_BLK) + a1 * V16_LOAD(vt + i * DHF_BLK));
 }
 
 DHF_HOT void dhf_blk_sums(const float *restrict v, int64_t n, double *restrict s,
@@ -110,13 +106,12 @@ DHF_HOT void dhf_blk_sums(const float *restrict v, int64_t n, double *restrict s
 {
     for (int64_t i0 = 0; i0 < n; i0 += 64) {
         const int64_t i1 = i0 + 64 < n ? i0 + 64 : n;
-        float ls[DHF_BLK] = { 0 }, lq[DHF_BLK] = { 0 };
-        for (int64_t i = i0; i < i1; i++)
-            for (int k = 0; k < DHF_BLK; k++) {
-                float x = v[i * DHF_BLK + k];
-                ls[k] += x;
-                lq[k] += x * x;
-            }
+        v16 ls = { 0 }, lq = { 0 };
+        for (int64_t i = i0; i < i1; i++) {
+            v16 x = V16_LOAD(v + i * DHF_BLK);
+            ls += x;
+            lq += x * x;
+        }
         for (int k = 0; k < DHF_BLK; k++) {
             s[k] += ls[k];
             q[k] += lq[k];

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "train/blk_ops.h"
 #include "train/blocked.h"
+#include "train/simd16.h"
 
 #define BLK DHF_BLK
 
@@ -53,10 +55,52 @@ struct dhf_fastnet {
     int scratch_threads;
     size_t scratch_per_thread;
     bool have_activations;
+    dhf_fastnet_profile prof;      /* of the last forward and backward */
     char describe[320];
 };
 
 bool dhf_fastnet_available(void) { return dhf_dconv_available(); }
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* the convolutions, timed into f->prof */
+static int conv_fwd(dhf_fastnet *f, dhf_dconv *c, const float *src, const float *w, float *dst)
+{
+    double t = now_s();
+    int rc = dhf_dconv_forward(c, src, w, dst);
+    f->prof.conv_forward_s += now_s() - t;
+    return rc;
+}
+
+static int conv_bwd_data(dhf_fastnet *f, dhf_dconv *c, const float *ddst, const float *w,
+                         float *dsrc)
+{
+    double t = now_s();
+    int rc = dhf_dconv_backward_data(c, ddst, w, dsrc);
+    f->prof.conv_backward_data_s += now_s() - t;
+    return rc;
+}
+
+static int conv_bwd_weights(dhf_fastnet *f, dhf_dconv *c, const float *src, const float *ddst,
+                            float *dw)
+{
+    double t = now_s();
+    int rc = dhf_dconv_backward_weights(c, src, ddst, dw);
+    f->prof.conv_backward_weights_s += now_s() - t;
+    return rc;
+}
+
+void dhf_fastnet_get_profile(const dhf_fastnet *f, dhf_fastnet_profile *p)
+{
+    memset(p, 0, sizeof *p);
+    if (f)
+        *p = f->prof;
+}
 
 static int max_threads(void)
 {
@@ -406,26 +450,27 @@ DHF_HOT static void plane_resize_affine_relu(const float *restrict plane, const 
                                              const float *restrict b, float *restrict out,
                                              float *restrict row, float *restrict vt)
 {
+    const v16 va = V16_LOAD(a), vb = V16_LOAD(b);
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
         float *d = out + (size_t)oy * R * BLK;
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < BLK; j++) {
-                float v = a[j] * r[i * BLK + j] + b[j];
-                d[i * BLK + j] = v > 0.f ? v : 0.f;
-            }
+        for (int i = 0; i < R; i++) {
+            v16 v = va * V16_LOAD(r + i * BLK) + vb;
+            V16_STORE(d + i * BLK, V16_RELU(v));
+        }
     }
 }
 
 /* d = relu(a * src + b), one plane of RR pixels */
-DHF_HOT static void plane_affine_relu(const float *restrict src, size_t RR, const float *restrict a,
-                                      const float *restrict b, float *restrict d)
+DHF_HOT static void plane_affine_relu(const float *restrict src, size_t RR,
+                                      const float *restrict a, const float *restrict b,
+                                      float *restrict d)
 {
-    for (size_t i = 0; i < RR; i++)
-        for (int j = 0; j < BLK; j++) {
-            float v = a[j] * src[i * BLK + j] + b[j];
-            d[i * BLK + j] = v > 0.f ? v : 0.f;
-        }
+    const v16 va = V16_LOAD(a), vb = V16_LOAD(b);
+    for (size_t i = 0; i < RR; i++) {
+        v16 v = va * V16_LOAD(src + i * BLK) + vb;
+        V16_STORE(d + i * BLK, V16_RELU(v));
+    }
 }
 
 /* The block output of one sample and channel block, weighted into the descriptor:
@@ -436,18 +481,15 @@ DHF_HOT static void plane_output(const float *restrict c3, const float *restrict
                                  const float *restrict as, const float *restrict bs, float ws,
                                  float *restrict d, float *restrict row, float *restrict vt)
 {
-    float bb[BLK];
-    for (int j = 0; j < BLK; j++)
-        bb[j] = b3[j] + bs[j];
+    const v16 va3 = V16_LOAD(a3), vas = V16_LOAD(as), vbb = V16_LOAD(b3) + V16_LOAD(bs);
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(ys, ty, tx, oy, row, vt);
         const float *c = c3 + (size_t)oy * R * BLK;
         float *o = d + (size_t)oy * R * BLK;
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < BLK; j++) {
-                float z = a3[j] * c[i * BLK + j] + as[j] * r[i * BLK + j] + bb[j];
-                o[i * BLK + j] += ws * (z > 0.f ? z : 0.f);
-            }
+        for (int i = 0; i < R; i++) {
+            v16 z = va3 * V16_LOAD(c + i * BLK) + vas * V16_LOAD(r + i * BLK) + vbb;
+            V16_STORE(o + i * BLK, V16_LOAD(o + i * BLK) + ws * V16_RELU(z));
+        }
     }
 }
 
@@ -463,7 +505,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     dhf_blk_pack(x, N, ly->C, ly->h, ly->w, ly->xb);
     memcpy(f->w_in, pdata(bn->p[DHF_BN_CONV1_W]), sizeof(float) * Q * C);
     memcpy(f->w_in + Q * C, pdata(bn->p[DHF_BN_SHORT_W]), sizeof(float) * P * C);
-    if (dhf_dconv_forward(ly->conv_in, ly->xb, f->w_in, ly->y))
+    if (conv_fwd(f, ly->conv_in, ly->xb, f->w_in, ly->y))
         return dhf_err_wrap("conv1+shortcut");
 
     /* r1 = relu(GN1(U y1)) */
@@ -482,7 +524,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         }
 
     /* r2 = relu(GN2(conv2(r1))) */
-    if (dhf_dconv_forward(f->conv2, ly->r1, pdata(bn->p[DHF_BN_CONV2_W]), ly->c2))
+    if (conv_fwd(f, f->conv2, ly->r1, pdata(bn->p[DHF_BN_CONV2_W]), ly->c2))
         return dhf_err_wrap("conv2");
     plane_sums(f, ly->c2, Q, f->sa, f->sb);
     gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu2, ly->rs2);
@@ -496,7 +538,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         }
 
     /* c3 = conv3(r2); statistics of c3 and of U ys */
-    if (dhf_dconv_forward(f->conv3, ly->r2, pdata(bn->p[DHF_BN_CONV3_W]), ly->c3))
+    if (conv_fwd(f, f->conv3, ly->r2, pdata(bn->p[DHF_BN_CONV3_W]), ly->c3))
         return dhf_err_wrap("conv3");
     plane_sums(f, ly->c3, P, f->sa, f->sb);
     gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mu3, ly->rs3);
@@ -546,6 +588,8 @@ int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tenso
                         bool for_backward, float *desc)
 {
     f->have_activations = false;
+    const double t0 = now_s();
+    f->prof.forward_s = f->prof.conv_forward_s = 0;
     if (!dhf_fastnet_fits(f, a, feats))
         return dhf_err_set("fastnet: the features do not have the shapes it was made for");
     if (ensure_scratch(f) || softmax_weights(f, a))
@@ -561,6 +605,7 @@ int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tenso
     }
     dhf_blk_unpack(f->desc, f->B, f->P, f->R, f->R, desc);
     f->have_activations = for_backward;
+    f->prof.forward_s = now_s() - t0;
     return 0;
 }
 
@@ -585,21 +630,21 @@ static int write_grad(dhf_tensor param, const float *g, size_t n, const char *wh
 /* relu mask, then the per-channel sums of the GN backward over a stored pre-norm x,
  * one plane: d = mask * d (in place), sdy = sum d, sdyx = sum d * (xa x + xb) */
 DHF_HOT static void plane_masked_sums(float *restrict g, const float *restrict m,
-                                      const float *restrict v, size_t RR, const float *restrict xa,
-                                      const float *restrict xb, double *restrict sdy,
-                                      double *restrict sdyx)
+                                      const float *restrict v, size_t RR,
+                                      const float *restrict xa, const float *restrict xb,
+                                      double *restrict sdy, double *restrict sdyx)
 {
     double s1[BLK] = { 0 }, s2[BLK] = { 0 };
+    const v16 vxa = V16_LOAD(xa), vxb = V16_LOAD(xb);
     for (size_t i0 = 0; i0 < RR; i0 += 64) {
         const size_t i1 = i0 + 64 < RR ? i0 + 64 : RR;
-        float f1[BLK] = { 0 }, f2[BLK] = { 0 };
-        for (size_t i = i0; i < i1; i++)
-            for (int j = 0; j < BLK; j++) {
-                float d = m[i * BLK + j] > 0.f ? g[i * BLK + j] : 0.f;
-                g[i * BLK + j] = d;
-                f1[j] += d;
-                f2[j] += d * (xa[j] * v[i * BLK + j] + xb[j]);
-            }
+        v16 f1 = { 0 }, f2 = { 0 };
+        for (size_t i = i0; i < i1; i++) {
+            v16 d = V16_WHERE_POS(V16_LOAD(m + i * BLK), V16_LOAD(g + i * BLK));
+            V16_STORE(g + i * BLK, d);
+            f1 += d;
+            f2 += d * (vxa * V16_LOAD(v + i * BLK) + vxb);
+        }
         for (int j = 0; j < BLK; j++) {
             s1[j] += f1[j];
             s2[j] += f2[j];
@@ -617,14 +662,10 @@ DHF_HOT static void plane_gn_grad(float *restrict d, const float *restrict v, si
                                   const float *restrict al, const float *restrict kx,
                                   const float *restrict k0)
 {
-    float m[BLK], c[BLK];
-    for (int j = 0; j < BLK; j++) {
-        m[j] = kx[j] * xa[j];
-        c[j] = kx[j] * xb[j] + k0[j];
-    }
+    const v16 vkx = V16_LOAD(kx), m = vkx * V16_LOAD(xa);
+    const v16 c = vkx * V16_LOAD(xb) + V16_LOAD(k0), val = V16_LOAD(al);
     for (size_t i = 0; i < RR; i++)
-        for (int j = 0; j < BLK; j++)
-            d[i * BLK + j] = al[j] * d[i * BLK + j] + m[j] * v[i * BLK + j] + c[j];
+        V16_STORE(d + i * BLK, val * V16_LOAD(d + i * BLK) + m * V16_LOAD(v + i * BLK) + c);
 }
 
 /* coefficient pointers of one (sample, channel block) of the output stage */
@@ -650,33 +691,27 @@ DHF_HOT static double plane_out_sums(const float *restrict c3, const float *rest
                                      const float *restrict gd, const dhf_bilin1d *ty,
                                      const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
                                      double *restrict s_dz, double *restrict s_3,
-                                     double *restrict s_s, float *restrict row, float *restrict vt)
+                                     double *restrict s_s, float *restrict row,
+                                     float *restrict vt)
 {
     double d1[BLK] = { 0 }, d3[BLK] = { 0 }, ds[BLK] = { 0 }, dm[BLK] = { 0 };
-    float bb[BLK], a3[BLK], as[BLK], x3a[BLK], x3b[BLK], xsa[BLK], xsb[BLK];
-    for (int j = 0; j < BLK; j++) {
-        bb[j] = o->b3[j] + o->bs[j];
-        a3[j] = o->a3[j];
-        as[j] = o->as[j];
-        x3a[j] = o->x3a[j];
-        x3b[j] = o->x3b[j];
-        xsa[j] = o->xsa[j];
-        xsb[j] = o->xsb[j];
-    }
+    const v16 va3 = V16_LOAD(o->a3), vas = V16_LOAD(o->as);
+    const v16 vbb = V16_LOAD(o->b3) + V16_LOAD(o->bs);
+    const v16 x3a = V16_LOAD(o->x3a), x3b = V16_LOAD(o->x3b);
+    const v16 xsa = V16_LOAD(o->xsa), xsb = V16_LOAD(o->xsb);
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(ys, ty, tx, oy, row, vt);
         const float *c = c3 + (size_t)oy * R * BLK, *g = gd + (size_t)oy * R * BLK;
-        float f1[BLK] = { 0 }, f3[BLK] = { 0 }, fs[BLK] = { 0 }, fm[BLK] = { 0 };
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < BLK; j++) {
-                const int e = i * BLK + j;
-                float z = a3[j] * c[e] + as[j] * r[e] + bb[j];
-                float gz = z > 0.f ? g[e] : 0.f;
-                fm[j] += gz * z;
-                f1[j] += gz;
-                f3[j] += gz * (x3a[j] * c[e] + x3b[j]);
-                fs[j] += gz * (xsa[j] * r[e] + xsb[j]);
-            }
+        v16 f1 = { 0 }, f3 = { 0 }, fs = { 0 }, fm = { 0 };
+        for (int i = 0; i < R; i++) {
+            const v16 vc = V16_LOAD(c + i * BLK), vr = V16_LOAD(r + i * BLK);
+            const v16 z = va3 * vc + vas * vr + vbb;
+            const v16 gz = V16_WHERE_POS(z, V16_LOAD(g + i * BLK));
+            fm += gz * z;
+            f1 += gz;
+            f3 += gz * (x3a * vc + x3b);
+            fs += gz * (xsa * vr + xsb);
+        }
         for (int j = 0; j < BLK; j++) {
             d1[j] += f1[j];
             d3[j] += f3[j];
@@ -701,30 +736,23 @@ DHF_HOT static void plane_out_grads(const float *restrict c3, const float *restr
                                     float *restrict dc3, float *restrict dys, float *restrict row,
                                     float *restrict row2, float *restrict vt)
 {
-    float bb[BLK], m3[BLK], c3k[BLK], ms[BLK], csk[BLK], a3[BLK], as[BLK], al[BLK], als[BLK];
-    for (int j = 0; j < BLK; j++) {
-        bb[j] = o->b3[j] + o->bs[j];
-        m3[j] = o->kx[j] * o->x3a[j];
-        c3k[j] = o->kx[j] * o->x3b[j] + o->k0[j];
-        ms[j] = o->kxs[j] * o->xsa[j];
-        csk[j] = o->kxs[j] * o->xsb[j] + o->k0s[j];
-        a3[j] = o->a3[j];
-        as[j] = o->as[j];
-        al[j] = o->al[j];
-        als[j] = o->als[j];
-    }
+    const v16 va3 = V16_LOAD(o->a3), vas = V16_LOAD(o->as);
+    const v16 vbb = V16_LOAD(o->b3) + V16_LOAD(o->bs);
+    const v16 vkx = V16_LOAD(o->kx), vkxs = V16_LOAD(o->kxs);
+    const v16 m3 = vkx * V16_LOAD(o->x3a), c3k = vkx * V16_LOAD(o->x3b) + V16_LOAD(o->k0);
+    const v16 ms = vkxs * V16_LOAD(o->xsa), csk = vkxs * V16_LOAD(o->xsb) + V16_LOAD(o->k0s);
+    const v16 al = ws * V16_LOAD(o->al), als = ws * V16_LOAD(o->als);
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(ys, ty, tx, oy, row, vt);
         const size_t ro = (size_t)oy * R * BLK;
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < BLK; j++) {
-                const int e = i * BLK + j;
-                const float c = c3[ro + e], u = r[e];
-                float z = a3[j] * c + as[j] * u + bb[j];
-                float dz = z > 0.f ? ws * gd[ro + e] : 0.f;
-                dc3[ro + e] = al[j] * dz + m3[j] * c + c3k[j];
-                row2[e] = als[j] * dz + ms[j] * u + csk[j];
-            }
+        for (int i = 0; i < R; i++) {
+            const size_t e = ro + (size_t)i * BLK;
+            const v16 c = V16_LOAD(c3 + e), u = V16_LOAD(r + i * BLK);
+            const v16 z = va3 * c + vas * u + vbb;
+            const v16 g = V16_WHERE_POS(z, V16_LOAD(gd + e));     /* dz / ws */
+            V16_STORE(dc3 + e, al * g + m3 * c + c3k);
+            V16_STORE(row2 + i * BLK, als * g + ms * u + csk);
+        }
         dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dys, vt);
     }
 }
@@ -737,18 +765,18 @@ DHF_HOT static void plane_gn1_sums(const float *restrict plane, const dhf_bilin1
                                    double *restrict sdyx, float *restrict row, float *restrict vt)
 {
     double s1[BLK] = { 0 }, s2[BLK] = { 0 };
+    const v16 vxa = V16_LOAD(xa), vxb = V16_LOAD(xb);
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
         const size_t ro = (size_t)oy * R * BLK;
-        float f1[BLK] = { 0 }, f2[BLK] = { 0 };
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < BLK; j++) {
-                const size_t e = ro + (size_t)i * BLK + j;
-                float dv = m[e] > 0.f ? d[e] : 0.f;
-                d[e] = dv;
-                f1[j] += dv;
-                f2[j] += dv * (xa[j] * r[i * BLK + j] + xb[j]);
-            }
+        v16 f1 = { 0 }, f2 = { 0 };
+        for (int i = 0; i < R; i++) {
+            const size_t e = ro + (size_t)i * BLK;
+            const v16 dv = V16_WHERE_POS(V16_LOAD(m + e), V16_LOAD(d + e));
+            V16_STORE(d + e, dv);
+            f1 += dv;
+            f2 += dv * (vxa * V16_LOAD(r + i * BLK) + vxb);
+        }
         for (int j = 0; j < BLK; j++) {
             s1[j] += f1[j];
             s2[j] += f2[j];
@@ -768,19 +796,14 @@ DHF_HOT static void plane_gn1_grad(const float *restrict plane, const dhf_bilin1
                                    const float *restrict k0, float *restrict dplane,
                                    float *restrict row, float *restrict row2, float *restrict vt)
 {
-    float m[BLK], c[BLK];
-    for (int j = 0; j < BLK; j++) {
-        m[j] = kx[j] * xa[j];
-        c[j] = kx[j] * xb[j] + k0[j];
-    }
+    const v16 vkx = V16_LOAD(kx), m = vkx * V16_LOAD(xa);
+    const v16 c = vkx * V16_LOAD(xb) + V16_LOAD(k0), val = V16_LOAD(al);
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
         const float *dr = d + (size_t)oy * R * BLK;
         for (int i = 0; i < R; i++)
-            for (int j = 0; j < BLK; j++) {
-                const int e = i * BLK + j;
-                row2[e] = al[j] * dr[e] + m[j] * r[e] + c[j];
-            }
+            V16_STORE(row2 + i * BLK,
+                      val * V16_LOAD(dr + i * BLK) + m * V16_LOAD(r + i * BLK) + c);
         dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dplane, vt);
     }
 }
@@ -851,8 +874,8 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         }
 
     /* 3. conv3 backward: dr2 -> dq1, dW3 */
-    if (dhf_dconv_backward_data(f->conv3, f->dbig, pdata(bn->p[DHF_BN_CONV3_W]), f->dq1) ||
-        dhf_dconv_backward_weights(f->conv3, ly->r2, f->dbig, f->dw))
+    if (conv_bwd_data(f, f->conv3, f->dbig, pdata(bn->p[DHF_BN_CONV3_W]), f->dq1) ||
+        conv_bwd_weights(f, f->conv3, ly->r2, f->dbig, f->dw))
         return dhf_err_wrap("conv3 backward");
     if (write_grad(bn->p[DHF_BN_CONV3_W], f->dw, (size_t)P * Q, "conv3.weight"))
         return -1;
@@ -881,8 +904,8 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         }
 
     /* 5. conv2 backward: dr1 -> dq2, dW2 */
-    if (dhf_dconv_backward_data(f->conv2, f->dq1, pdata(bn->p[DHF_BN_CONV2_W]), f->dq2) ||
-        dhf_dconv_backward_weights(f->conv2, ly->r1, f->dq1, f->dw))
+    if (conv_bwd_data(f, f->conv2, f->dq1, pdata(bn->p[DHF_BN_CONV2_W]), f->dq2) ||
+        conv_bwd_weights(f, f->conv2, ly->r1, f->dq1, f->dw))
         return dhf_err_wrap("conv2 backward");
     if (write_grad(bn->p[DHF_BN_CONV2_W], f->dw, (size_t)Q * Q * 9, "conv2.weight"))
         return -1;
@@ -916,7 +939,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         }
 
     /* 7. conv1 and shortcut weights from dy and the input */
-    if (dhf_dconv_backward_weights(ly->conv_in, ly->xb, f->dy, f->dw_in))
+    if (conv_bwd_weights(f, ly->conv_in, ly->xb, f->dy, f->dw_in))
         return dhf_err_wrap("conv1+shortcut backward");
     if (write_grad(bn->p[DHF_BN_CONV1_W], f->dw_in, (size_t)Q * C, "conv1.weight") ||
         write_grad(bn->p[DHF_BN_SHORT_W], f->dw_in + (size_t)Q * C, (size_t)P * C,
@@ -930,6 +953,8 @@ int dhf_fastnet_backward(dhf_fastnet *f, dhf_aggregator *a, const float *gdesc)
     if (!f->have_activations)
         return dhf_err_set("fastnet backward: no forward with activations kept before it");
     f->have_activations = false;
+    const double t0 = now_s();
+    f->prof.backward_s = f->prof.conv_backward_data_s = f->prof.conv_backward_weights_s = 0;
     if (ensure_scratch(f))
         return -1;
     dhf_blk_pack(gdesc, f->B, f->P, f->R, f->R, f->gdesc);
@@ -944,5 +969,7 @@ int dhf_fastnet_backward(dhf_fastnet *f, dhf_aggregator *a, const float *gdesc)
     float *gm = f->dw;
     for (int i = 0; i < n; i++)
         gm[i] = (float)((double)f->wsoft[i] * (f->dmix[i] - dot));
-    return write_grad(a->mixing_weights, gm, (size_t)n, "mixing_weights");
+    int rc = write_grad(a->mixing_weights, gm, (size_t)n, "mixing_weights");
+    f->prof.backward_s = now_s() - t0;
+    return rc;
 }

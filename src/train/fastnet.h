@@ -34,6 +34,14 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
                        dhf_dconv_algo conv_algo);
 bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats);
 void dhf_fastnet_free(dhf_fastnet *f);                 /* NULL ok */
+/* Wall seconds of the last dhf_fastnet_forward / _backward, and the parts of them
+ * spent in oneDNN convolutions (the rest: packing, the row passes, GN bookkeeping). */
+typedef struct {
+    double forward_s, conv_forward_s;
+    double backward_s, conv_backward_data_s, conv_backward_weights_s;
+} dhf_fastnet_profile;
+void dhf_fastnet_get_profile(const dhf_fastnet *f, dhf_fastnet_profile *p);
+
 /* "conv2 fwd jit_wino_4x3:avx512_core, ..." of the first layer, for logs */
 const char *dhf_fastnet_describe(const dhf_fastnet *f);
 
