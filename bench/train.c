@@ -6,17 +6,23 @@
  *   S timesteps (11 or 1), P = 384, R = 64, a pair of images (B = 2), K = 20 keypoints,
  *   random features (seeded).
  *
- * Each order runs in its own child process, so its peak RSS (getrusage of the child)
- * is its own. Prints median / min / first-step seconds, the phases (forward+loss,
- * backward, AdamW), user and system CPU seconds and minor page faults per step, the
- * analytic FLOP count,
- * achieved GFLOP/s, peak RSS, and the straightforward / fast ratio.
+ * Rows (each in its own child process, so its peak RSS is its own):
+ *  - straightforward/glibc: the paper's order through libtorch ops and autograd, on
+ *    glibc's malloc as configured: the straightforward way, as a plain program runs;
+ *  - straightforward: the same on the allocator of --malloc;
+ *  - fast (libtorch): the fast order through libtorch autograd;
+ *  - fast (oneDNN): the fast order's hand-written step (fastnet.h) as dhf train runs it.
+ * Prints median / min / first-step seconds, the phases (forward+loss, backward,
+ * AdamW), user and system CPU seconds and minor page faults per step, the analytic
+ * FLOP count, achieved GFLOP/s, peak RSS, where the oneDNN step's time goes, and the
+ * ratios straightforward / fast.
  *
  * FLOPs = 2 x multiply-adds of the convolutions and of the loss's similarity products,
- * forward and backward, counted exactly from the shapes. The backward needs weight
- * gradients everywhere but input gradients only below conv2/conv3 (the features are
- * inputs, conv1/shortcut get no input gradient). Elementwise work (GroupNorm, ReLU,
- * bilinear resize, the S*L mixing scalings, softmax) is not counted (< 2%).
+ * forward and backward, counted exactly from the shapes (direct convolution: Winograd
+ * does fewer multiplications for the same count). The backward needs weight gradients
+ * everywhere but input gradients only below conv2/conv3 (the features are inputs,
+ * conv1/shortcut get no input gradient). Elementwise work (GroupNorm, ReLU, bilinear
+ * resize, the S*L mixing scalings, softmax) is not counted (< 2%).
  *
  * Runtime environment (read by the libraries only at start-up, so the bench sets it and
  * re-executes itself once, unless the variables are already set; the header prints
@@ -29,6 +35,7 @@
  *
  * usage: bench_train [--steps N] [--warmup N] [--S N] [--threads N]
  *                    [--order fast|straightforward|both] [--malloc cache|tuned|default]
+ *                    [--kernels libtorch|onednn|both] [--conv-algo auto|direct|winograd]
  *                    [--recompute N]
  * --malloc: cache = the shim's caching CPU allocator (what dhf train uses; the
  * default), tuned = glibc with mallopt (no mmap, no trim; memtune.h), default =
@@ -71,21 +78,24 @@ typedef struct {
     int tuned_malloc;    /* 0 glibc default, 1 mallopt (memtune.h), 2 shim caching allocator */
     int recompute;       /* fast order: layers recomputed in the backward (step.h) */
     int kernels;         /* fast order: bit 0 libtorch autograd, bit 1 oneDNN (fastnet.h) */
-    int sf_malloc;       /* allocator of the straightforward order (-1: as tuned_malloc) */
     int conv_algo;       /* oneDNN 3x3: 0 auto, 1 direct, 2 winograd */
 } options;
 
-/* one row of the table: an order, and for the fast order who runs it */
+/* one row of the table: an order, for the fast order who runs it, and whether the
+ * row always runs on glibc's malloc as a straightforward program does */
 typedef struct {
     dhf_agg_order order;
     dhf_agg_kernels kernels;
+    int glibc_malloc;
     const char *name;
 } variant;
 
-static const variant variants[3] = {
-    { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH, "straightforward" },
-    { DHF_AGG_FAST, DHF_AGG_KERNELS_LIBTORCH, "fast (libtorch)" },
-    { DHF_AGG_FAST, DHF_AGG_KERNELS_ONEDNN, "fast (oneDNN)" },
+#define N_VARIANTS 4
+static const variant variants[N_VARIANTS] = {
+    { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH, 1, "straightforward/glibc" },
+    { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH, 0, "straightforward" },
+    { DHF_AGG_FAST, DHF_AGG_KERNELS_LIBTORCH, 0, "fast (libtorch)" },
+    { DHF_AGG_FAST, DHF_AGG_KERNELS_ONEDNN, 0, "fast (oneDNN)" },
 };
 
 typedef struct {
@@ -173,8 +183,7 @@ static int make_inputs(int S, dhf_tensor *feats, int64_t *src_idx, int64_t *trg_
 /* The child's work: build the network and time warmup + steps training steps. */
 static int malloc_of(const options *o, const variant *v)
 {
-    return v->order == DHF_AGG_STRAIGHTFORWARD && o->sf_malloc >= 0 ? o->sf_malloc
-                                                                     : o->tuned_malloc;
+    return v->glibc_malloc ? 0 : o->tuned_malloc;
 }
 
 static void run_order(const options *o, const variant *v, result *r)
@@ -312,12 +321,10 @@ static int usage(const char *msg)
 {
     if (msg)
         fprintf(stderr, "bench_train: %s\n", msg);
-    fprintf(stderr, "usage: bench_train [--steps N (3)] [--warmup N (1)] [--S N (11)] "
+    fprintf(stderr, "usage: bench_train [--steps N (4)] [--warmup N (2)] [--S N (11)] "
                     "[--threads N (0 = all cores)]\n"
                     "                   [--order fast|straightforward|both] "
                     "[--malloc cache|tuned|default]\n"
-                    "                   [--straightforward-malloc cache|tuned|default "
-                    "(as --malloc)]\n"
                     "                   [--kernels libtorch|onednn|both (both): who runs the "
                     "fast order]\n"
                     "                   [--conv-algo auto|direct|winograd (auto): oneDNN 3x3 "
@@ -342,9 +349,8 @@ int main(int argc, char **argv)
 #endif
     if (reexec)
         execv("/proc/self/exe", argv);   /* on failure: go on with the inherited setup */
-    options o = { .steps = 3, .warmup = 1, .S = 11, .threads = 0, .orders = 3,
-                  .tuned_malloc = 2, .recompute = 0, .kernels = 3, .sf_malloc = -1,
-                  .conv_algo = 0 };
+    options o = { .steps = 4, .warmup = 2, .S = 11, .threads = 0, .orders = 3,
+                  .tuned_malloc = 2, .recompute = 0, .kernels = 3, .conv_algo = 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -371,15 +377,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--conv-algo"))
             o.conv_algo = !strcmp(v, "auto") ? 0 : !strcmp(v, "direct") ? 1
                         : !strcmp(v, "winograd") ? 2 : -1;
-        else if (!strcmp(a, "--malloc") || !strcmp(a, "--straightforward-malloc")) {
-            int m = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0
-                  : !strcmp(v, "cache") ? 2 : -2;
-            if (m == -2)
+        else if (!strcmp(a, "--malloc")) {
+            o.tuned_malloc = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0
+                           : !strcmp(v, "cache") ? 2 : -1;
+            if (o.tuned_malloc < 0)
                 return usage("--malloc: expected cache, tuned or default");
-            if (!strcmp(a, "--malloc"))
-                o.tuned_malloc = m;
-            else
-                o.sf_malloc = m;
         } else
             return usage("unknown option");
     }
@@ -404,22 +406,23 @@ int main(int argc, char **argv)
            dhf_torch_version(), o.threads,
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-",
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-");
-    printf("  memory: %s (straightforward order: %s)\n", malloc_name[o.tuned_malloc],
-           malloc_name[o.sf_malloc >= 0 ? o.sf_malloc : o.tuned_malloc]);
+    printf("  memory: %s (the row straightforward/glibc: glibc's malloc as a plain program)\n",
+           malloc_name[o.tuned_malloc]);
     static const char *const algo_name[3] = { "auto", "direct", "winograd" };
     printf("  %d warm-up + %d timed steps per row; fast (libtorch) recomputes %d layer(s) in the "
            "backward; oneDNN 3x3 algorithm: %s\n", o.warmup, o.steps, o.recompute,
            algo_name[o.conv_algo]);
     fflush(stdout);
 
-    result res[3];
-    long long rss[3] = { 0, 0, 0 };
-    int done[3] = { 0, 0, 0 };
-    for (int k = 0; k < 3; k++) {
+    result res[N_VARIANTS];
+    long long rss[N_VARIANTS] = { 0 };
+    int done[N_VARIANTS] = { 0 };
+    for (int k = 0; k < N_VARIANTS; k++) {
         const variant *v = &variants[k];
         bool wanted = v->order == DHF_AGG_STRAIGHTFORWARD
                           ? (o.orders & 1)
-                          : (o.orders & 2) && (o.kernels & (k == 1 ? 1 : 2));
+                          : (o.orders & 2) &&
+                                (o.kernels & (v->kernels == DHF_AGG_KERNELS_LIBTORCH ? 1 : 2));
         if (!wanted)
             continue;
         if (run_child(&o, v, &res[k], &rss[k])) {
@@ -429,41 +432,44 @@ int main(int argc, char **argv)
         done[k] = 1;
     }
 
-    printf("\n%-16s %9s %7s %7s %7s %7s %7s %8s %8s %9s %10s %8s %9s\n", "order", "median_s",
+    printf("\n%-21s %9s %7s %7s %7s %7s %7s %8s %8s %9s %10s %8s %9s\n", "order", "median_s",
            "min_s", "first_s", "fwd_s", "bwd_s", "adamw_s", "user_s", "sys_s", "faults",
            "GFLOP/step", "GFLOP/s", "peak_GiB");
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < N_VARIANTS; k++) {
         if (!done[k])
             continue;
         double fl = step_flops(variants[k].order, o.S) / 1e9;
-        printf("%-16s %9.3f %7.3f %7.3f %7.3f %7.3f %7.3f %8.3f %8.3f %9.0f %10.1f %8.1f %9.2f\n",
+        printf("%-21s %9.3f %7.3f %7.3f %7.3f %7.3f %7.3f %8.3f %8.3f %9.0f %10.1f %8.1f %9.2f\n",
                variants[k].name, res[k].median, res[k].min, res[k].first, res[k].fwd,
                res[k].bwd, res[k].opt, res[k].user, res[k].sys, res[k].faults, fl,
                fl / res[k].median, rss[k] / (1024.0 * 1024.0 * 1024.0));
     }
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < N_VARIANTS; k++)
         if (done[k])
             printf("%s: BLAS threads set to %d (0 = left alone), memory: %s\n", variants[k].name,
                    res[k].blas_threads, malloc_name[malloc_of(&o, &variants[k])]);
-    if (done[2]) {
-        const dhf_fastnet_profile *p = &res[2].prof;
+    if (done[3]) {
+        const dhf_fastnet_profile *p = &res[3].prof;
         double conv = p->conv_forward_s + p->conv_backward_data_s + p->conv_backward_weights_s;
-        printf("fast (oneDNN), where the time goes (medians, s): network forward %.3f (of it "
+        printf("\nfast (oneDNN), where the time goes (medians, s): network forward %.3f (of it "
                "convolutions %.3f), network backward %.3f (convolutions: backward-data %.3f, "
                "backward-weights %.3f); convolutions %.3f s = %.0f%% of the step; the rest of "
                "the step (loss forward and backward in libtorch, AdamW, feature copies) %.3f\n",
                p->forward_s, p->conv_forward_s, p->backward_s, p->conv_backward_data_s,
-               p->conv_backward_weights_s, conv, 100.0 * conv / res[2].median,
-               res[2].median - p->forward_s - p->backward_s);
+               p->conv_backward_weights_s, conv, 100.0 * conv / res[3].median,
+               res[3].median - p->forward_s - p->backward_s);
     }
-    if (done[0])
-        for (int k = 1; k < 3; k++)
-            if (done[k])
-                printf("\nratio straightforward / %s (median s/step): %.2fx; loss at the first "
-                       "step: straightforward %.6f, %s %.6f (same init and data)",
-                       variants[k].name, res[0].median / res[k].median, res[0].loss_first,
-                       variants[k].name, res[k].loss_first);
-    if (done[0] && (done[1] || done[2]))
-        printf("\n");
+    bool any = false;
+    for (int b = 0; b < 2; b++)
+        for (int k = 2; k < N_VARIANTS; k++)
+            if (done[b] && done[k]) {
+                if (!any)
+                    printf("\nratios (median s/step; loss at the first step, same init and "
+                           "data):\n");
+                any = true;
+                printf("  %-21s / %-16s %5.2fx   (loss %.6f vs %.6f)\n", variants[b].name,
+                       variants[k].name, res[b].median / res[k].median, res[b].loss_first,
+                       res[k].loss_first);
+            }
     return 0;
 }

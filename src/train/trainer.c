@@ -16,6 +16,7 @@
 #include "train/aggregator.h"
 #include "train/cache_check.h"
 #include "train/checkpoint.h"
+#include "train/fastnet.h"
 #include "train/heatmap.h"
 #include "train/optim.h"
 #include "train/pair_sampler.h"
@@ -441,6 +442,19 @@ static int run_loop(trainer *t, const dhf_train_options *opt, dhf_train_summary 
     if (prog_on) {
         dhf_progress_begin(&prog, "train", total - start);
         dhf_progress_set_unit(&prog, "step");
+    }
+    if (opt->progress && total > start) {
+        /* which implementation runs the steps (the same gradients either way) */
+        const bool onednn = t->order == DHF_AGG_FAST && t->dev.type == DHF_CPU &&
+                            t->net.cfg.kernels != DHF_AGG_KERNELS_LIBTORCH &&
+                            t->net.bneck[0].compute_dtype == DHF_F32 && dhf_fastnet_available();
+        fprintf(stderr, "train: %s order on %s, %s convolutions; run folder %s\n",
+                dhf_agg_order_name(t->order),
+                onednn ? "oneDNN (src/train/fastnet.c)" : "libtorch autograd",
+                t->net.bneck[0].compute_dtype == DHF_BF16   ? "bf16"
+                : t->net.bneck[0].compute_dtype == DHF_F16 ? "fp16"
+                                                           : "float32",
+                t->run_dir);
     }
     double t0 = dhf_now();
     char val_note[128] = "";
