@@ -100,6 +100,35 @@ fail:
     return -1;
 }
 
+/* The loss of a descriptor leaf [B = 2, P, R, R] (requires_grad set here), its values
+ * into *st (a non-finite loss is an error) and *G NEW = dloss/dleaf. Inside the
+ * caller's scope. */
+static int leaf_loss_grad(dhf_tensor leaf, const int64_t *ds4, const int64_t *src_idx,
+                          const int64_t *trg_idx, int K, dhf_step_stats *st, dhf_tensor *G)
+{
+    dhf_tensor leaf4 = NULL, dsrc = NULL, dtrg = NULL;
+    dhf_clip_loss_result r = { 0 };
+    DHF_TRY(dhf_set_requires_grad(leaf, true), "descriptor leaf");
+    DHF_TRY(dhf_reshape(leaf, ds4, 4, &leaf4), "descriptor [B, P, R, R]");
+    DHF_TRY(dhf_select(leaf4, 0, 0, &dsrc), "source descriptor");
+    DHF_TRY(dhf_select(leaf4, 0, 1, &dtrg), "target descriptor");
+    if (dhf_clip_loss(dsrc, dtrg, src_idx, trg_idx, K, &r) || loss_values(&r, st))
+        goto fail;
+    if (!isfinite(st->loss)) {
+        dhf_err_set("loss is %g (not finite)", st->loss);
+        goto fail;
+    }
+    DHF_TRY(dhf_backward(r.loss), "backward of the loss");
+    dhf_clip_loss_result_free(&r);
+    DHF_TRY(dhf_grad(leaf, G), "dloss/ddesc");
+    if (!*G)
+        return dhf_err_set("dloss/ddesc: the descriptor got no gradient");
+    return 0;
+fail:
+    dhf_clip_loss_result_free(&r);
+    return -1;
+}
+
 /* Runs inside the caller's scope; see step.h. */
 static int lean_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64_t *src_idx,
                          const int64_t *trg_idx, int K, dhf_step_stats *st)
@@ -110,9 +139,7 @@ static int lean_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64
     pick_recomputed(a, feats, c->recompute_layers, recompute);
     int64_t B = dhf_size(feats[0], 0);
     int64_t ds4[4] = { B, c->proj_dim, c->out_res, c->out_res };
-    dhf_tensor w = NULL, wd = NULL, kept = NULL, dropped = NULL, total = NULL, leaf = NULL;
-    dhf_tensor leaf4 = NULL, dsrc = NULL, dtrg = NULL, G = NULL;
-    dhf_clip_loss_result r = { 0 };
+    dhf_tensor w = NULL, wd = NULL, kept = NULL, dropped = NULL, total = NULL, G = NULL;
     bool prev = true;
 
     /* 1. descriptor: kept layers with their graphs, dropped layers without */
@@ -151,20 +178,8 @@ static int lean_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64
                                      : dhf_clone(kept ? kept : dropped, &total);
     dhf_set_grad_enabled(prev, NULL);
     DHF_TRY(st1, "descriptor");
-    leaf = total;
-    DHF_TRY(dhf_set_requires_grad(leaf, true), "descriptor leaf");
-    DHF_TRY(dhf_reshape(leaf, ds4, 4, &leaf4), "descriptor [B, P, R, R]");
-    DHF_TRY(dhf_select(leaf4, 0, 0, &dsrc), "source descriptor");
-    DHF_TRY(dhf_select(leaf4, 0, 1, &dtrg), "target descriptor");
-    if (dhf_clip_loss(dsrc, dtrg, src_idx, trg_idx, K, &r) || loss_values(&r, st))
-        goto fail;
-    if (!isfinite(st->loss)) {
-        dhf_err_set("loss is %g (not finite)", st->loss);
-        goto fail;
-    }
-    DHF_TRY(dhf_backward(r.loss), "backward of the loss");
-    dhf_clip_loss_result_free(&r);
-    DHF_TRY(dhf_grad(leaf, &G), "dloss/ddesc");
+    if (leaf_loss_grad(total, ds4, src_idx, trg_idx, K, st, &G))
+        return -1;
 
     /* 3. the kept graphs in one backward, then each dropped layer rebuilt and
      * back-propagated alone (its graph is freed before the next one is built) */
@@ -188,7 +203,6 @@ static int lean_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64
     }
     return 0;
 fail:
-    dhf_clip_loss_result_free(&r);
     return -1;
 }
 
@@ -221,8 +235,7 @@ static int fastnet_backward(dhf_aggregator *a, const dhf_tensor *feats, const in
                             const int64_t *trg_idx, int K, dhf_step_stats *st)
 {
     const dhf_agg_config *c = &a->cfg;
-    dhf_tensor desc = NULL, dsrc = NULL, dtrg = NULL, G = NULL;
-    dhf_clip_loss_result r = { 0 };
+    dhf_tensor desc = NULL, G = NULL;
     if (a->fastnet && !dhf_fastnet_fits(a->fastnet, a, feats)) {
         dhf_fastnet_free(a->fastnet);
         a->fastnet = NULL;
@@ -234,23 +247,12 @@ static int fastnet_backward(dhf_aggregator *a, const dhf_tensor *feats, const in
     if (dhf_fastnet_forward(a->fastnet, a, feats, true, (float *)dhf_data_ptr(desc)))
         return -1;
     st->seconds_forward = now_s();
-    DHF_TRY(dhf_set_requires_grad(desc, true), "descriptor leaf");
-    DHF_TRY(dhf_select(desc, 0, 0, &dsrc), "source descriptor");
-    DHF_TRY(dhf_select(desc, 0, 1, &dtrg), "target descriptor");
-    if (dhf_clip_loss(dsrc, dtrg, src_idx, trg_idx, K, &r) || loss_values(&r, st))
-        goto fail;
-    if (!isfinite(st->loss)) {
-        dhf_err_set("loss is %g (not finite)", st->loss);
-        goto fail;
-    }
-    DHF_TRY(dhf_backward(r.loss), "backward of the loss");
-    dhf_clip_loss_result_free(&r);
-    DHF_TRY(dhf_grad(desc, &G), "dloss/ddesc");
-    if (!G || !dhf_data_ptr(G))
-        return dhf_err_set("dloss/ddesc: no contiguous gradient");
+    if (leaf_loss_grad(desc, ds4, src_idx, trg_idx, K, st, &G))
+        return -1;
+    if (!dhf_data_ptr(G))
+        return dhf_err_set("dloss/ddesc: not a contiguous CPU tensor");
     return dhf_fastnet_backward(a->fastnet, a, (const float *)dhf_data_ptr(G));
 fail:
-    dhf_clip_loss_result_free(&r);
     return -1;
 }
 
