@@ -101,6 +101,7 @@ void dhf_aggregator_free(dhf_aggregator *a)
         dhf_bottleneck_free(&a->bneck[l]);
     dhf_free(a->mixing_weights);
     dhf_fastnet_free(a->fastnet);
+    dhf_fastnet_free(a->fastnet_infer);
     memset(a, 0, sizeof *a);
 }
 
@@ -325,12 +326,70 @@ fail:
     return -1;
 }
 
+int dhf_aggregator_use_onednn(const dhf_aggregator *a, const dhf_tensor *feats, bool *yes)
+{
+    *yes = false;
+    if (a->cfg.kernels == DHF_AGG_KERNELS_LIBTORCH)
+        return 0;
+    bool ok = dhf_fastnet_available() && a->cfg.proj_dim % 128 == 0 &&
+              dhf_get_device(a->mixing_weights).type == DHF_CPU &&
+              a->bneck[0].compute_dtype == DHF_F32;
+    for (int l = 0; ok && l < a->cfg.num_layers; l++)
+        ok = feats[l] && dhf_get_device(feats[l]).type == DHF_CPU &&
+             dhf_get_dtype(feats[l]) == DHF_F32 && dhf_is_contiguous(feats[l]);
+    if (!ok && a->cfg.kernels == DHF_AGG_KERNELS_ONEDNN)
+        return dhf_err_set("aggregation_kernels onednn: %s",
+                           !dhf_fastnet_available()
+                               ? "dhf was built without oneDNN (install libdnnl-dev, rebuild)"
+                               : "needs the CPU, float32 features and convolutions "
+                                 "(mixed_precision off) and projection_dim a multiple of 128");
+    *yes = ok;
+    return 0;
+}
+
+/* The forward without autograd on the oneDNN kernels. The workspace is a cache beside
+ * the network, not part of its state, hence the cast. */
+static int forward_onednn(const dhf_aggregator *ca, const dhf_tensor *feats, int64_t B,
+                          dhf_tensor *desc)
+{
+    dhf_aggregator *a = (dhf_aggregator *)ca;
+    const dhf_agg_config *c = &a->cfg;
+    if (a->fastnet_infer && !dhf_fastnet_fits(a->fastnet_infer, a, feats)) {
+        dhf_fastnet_free(a->fastnet_infer);
+        a->fastnet_infer = NULL;
+    }
+    if (!a->fastnet_infer &&
+        dhf_fastnet_create(&a->fastnet_infer, a, feats, false, (dhf_dconv_algo)c->conv_algo))
+        return -1;
+    int64_t ds[4] = { B, c->proj_dim, c->out_res, c->out_res };
+    dhf_tensor out = NULL;
+    dhf_scope_begin();
+    DHF_TRY(dhf_empty(DHF_F32, dhf_cpu_device(), ds, 4, &out), "descriptor");
+    if (dhf_fastnet_forward(a->fastnet_infer, a, feats, false, (float *)dhf_data_ptr(out)))
+        goto fail;
+    DHF_TRY(dhf_keep(out), "descriptor");
+    dhf_scope_end();
+    *desc = out;
+    return 0;
+fail:
+    dhf_scope_end();
+    return -1;
+}
+
 int dhf_aggregator_forward_order(const dhf_aggregator *a, const dhf_tensor *feats,
                                  dhf_agg_order order, dhf_tensor *desc)
 {
     int64_t B = 0;
     if (check_feats(a, feats, &B))
         return -1;
+    if (order == DHF_AGG_FAST && !dhf_is_grad_enabled()) {
+        bool onednn = false;
+        if (dhf_aggregator_use_onednn(a, feats, &onednn))
+            return -1;
+        if (onednn)
+            return forward_onednn(a, feats, B, desc) ? dhf_err_wrap("aggregator forward (oneDNN)")
+                                                     : 0;
+    }
     const dhf_agg_config *c = &a->cfg;
     dhf_tensor w = NULL, acc = NULL, out = NULL;
     dhf_scope_begin();

@@ -61,6 +61,9 @@ typedef struct {
     /* workspace of the oneDNN training step, made on first use for the input shapes
      * (and remade when they change); owned */
     struct dhf_fastnet *fastnet;
+    /* the same for forwards without autograd (validation, dhf eval): buffers shared
+     * by the layers; owned */
+    struct dhf_fastnet *fastnet_infer;
 } dhf_aggregator;
 
 /* "auto" | "libtorch" | "onednn" (config key aggregation_kernels). */
@@ -82,7 +85,8 @@ void dhf_aggregator_free(dhf_aggregator *a);     /* zeroed struct or NULL ok */
 int dhf_aggregator_load(dhf_aggregator *a, const dhf_st_file *f, const char *prefix);
 
 /* feats[l]: [B, S, C_l, H_l, W_l] (B images, native resolution, no grad needed).
- * *desc NEW [B, P, R, R], differentiable w.r.t. the parameters. */
+ * *desc NEW [B, P, R, R], differentiable w.r.t. the parameters. With grad mode off the
+ * fast order runs on the oneDNN kernels where dhf_aggregator_use_onednn says so. */
 int dhf_aggregator_forward(const dhf_aggregator *a, const dhf_tensor *feats,
                            dhf_tensor *desc);
 
@@ -104,6 +108,12 @@ int dhf_aggregator_set_compute_dtype(dhf_aggregator *a, dhf_dtype dt);
 /* "auto" | "off" | "bf16" | "fp16" (config key mixed_precision) on a device: auto is
  * bf16 on CUDA, off (float32) on the CPU. */
 int dhf_agg_mixed_precision_parse(const char *s, dhf_device dev, dhf_dtype *out);
+
+/* Whether the fast order runs on the oneDNN kernels (fastnet.h) for these features:
+ * cfg.kernels allows it (auto or onednn) and it can (built with oneDNN, CPU float32
+ * contiguous features and parameters, float32 convolutions, P a multiple of 128).
+ * kernels onednn and it cannot: an error saying why. */
+int dhf_aggregator_use_onednn(const dhf_aggregator *a, const dhf_tensor *feats, bool *yes);
 
 /* Sets every parameter's .grad to undefined (the next backward allocates it). */
 int dhf_aggregator_clear_grads(dhf_aggregator *a);

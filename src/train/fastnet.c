@@ -25,6 +25,7 @@ typedef struct {
     dhf_bilin1d ty, tx;
     dhf_dconv *conv_in;            /* shared with other layers of the same shape */
     bool owns_conv_in;
+    bool owns_acts;                /* xb .. c3 below (inference: layer 0's, shared) */
     float *xb;                     /* [N, C, h, w] blocked input */
     float *y;                      /* [N, Q + P, h, w]: conv1 then shortcut */
     float *r1, *c2, *r2;           /* [N, Q, R, R] */
@@ -39,6 +40,7 @@ enum { K_A3, K_B3, K_AS, K_BS, K_X3A, K_X3B, K_XSA, K_XSB, K_AL, K_KX, K_K0,
 struct dhf_fastnet {
     int L, S, B, N, P, Q, R, G;
     int maxw;
+    bool training;                 /* activations per layer and backward buffers */
     fn_layer layer[DHF_AGG_MAX_LAYERS];
     dhf_dconv *conv2, *conv3;
     float *desc, *gdesc;           /* [B, P, R, R] blocked */
@@ -186,12 +188,14 @@ void dhf_fastnet_free(dhf_fastnet *f)
         dhf_bilin1d_free(&ly->tx);
         if (ly->owns_conv_in)
             dhf_dconv_free(ly->conv_in);
-        free(ly->xb);
-        free(ly->y);
-        free(ly->r1);
-        free(ly->c2);
-        free(ly->r2);
-        free(ly->c3);
+        if (ly->owns_acts) {
+            free(ly->xb);
+            free(ly->y);
+            free(ly->r1);
+            free(ly->c2);
+            free(ly->r2);
+            free(ly->c3);
+        }
         free(ly->mu1);
     }
     dhf_dconv_free(f->conv2);
@@ -219,7 +223,7 @@ void dhf_fastnet_free(dhf_fastnet *f)
 const char *dhf_fastnet_describe(const dhf_fastnet *f) { return f ? f->describe : ""; }
 
 int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_tensor *feats,
-                       dhf_dconv_algo conv_algo)
+                       bool training, dhf_dconv_algo conv_algo)
 {
     *out = NULL;
     if (!dhf_dconv_available())
@@ -238,8 +242,17 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
     f->G = DHF_BNECK_GN_GROUPS;
     f->B = (int)dhf_size(feats[0], 0);
     f->N = f->B * f->S;
+    f->training = training;
     const size_t N = (size_t)f->N, P = (size_t)f->P, Q = (size_t)f->Q, RR = (size_t)f->R * f->R;
-    size_t max_yhw = 0, max_cin = 0;
+    size_t max_yhw = 0, max_cin = 0, max_xb = 0;
+    for (int l = 0; l < f->L; l++)       /* sizes of the shared buffers (inference) */
+        if (feats[l] && dhf_ndim(feats[l]) == 5) {
+            size_t xb = dhf_blk_numel(f->N, dhf_size(feats[l], 2), dhf_size(feats[l], 3),
+                                      dhf_size(feats[l], 4));
+            size_t hw = (size_t)dhf_size(feats[l], 3) * (size_t)dhf_size(feats[l], 4);
+            max_xb = xb > max_xb ? xb : max_xb;
+            max_yhw = hw > max_yhw ? hw : max_yhw;
+        }
     for (int l = 0; l < f->L; l++) {
         dhf_tensor x = feats[l];
         if (!x || dhf_ndim(x) != 5 || dhf_get_dtype(x) != DHF_F32 ||
@@ -256,8 +269,6 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
         if (ly->w > f->maxw)
             f->maxw = ly->w;
         size_t hw = (size_t)ly->h * ly->w;
-        if (hw > max_yhw)
-            max_yhw = hw;
         if ((size_t)ly->C > max_cin)
             max_cin = (size_t)ly->C;
         if (dhf_bilin1d_init(&ly->ty, ly->h, f->R) || dhf_bilin1d_init(&ly->tx, ly->w, f->R))
@@ -274,12 +285,25 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
             }
             ly->owns_conv_in = true;
         }
-        ly->xb = xalloc(dhf_blk_numel(f->N, ly->C, ly->h, ly->w), sizeof(float));
-        ly->y = xalloc(N * (Q + P) * hw, sizeof(float));
-        ly->r1 = xalloc(N * Q * RR, sizeof(float));
-        ly->c2 = xalloc(N * Q * RR, sizeof(float));
-        ly->r2 = xalloc(N * Q * RR, sizeof(float));
-        ly->c3 = xalloc(N * P * RR, sizeof(float));
+        if (training || l == 0) {
+            ly->owns_acts = true;
+            ly->xb = xalloc(training ? dhf_blk_numel(f->N, ly->C, ly->h, ly->w) : max_xb,
+                            sizeof(float));
+            ly->y = xalloc(N * (Q + P) * (training ? hw : max_yhw), sizeof(float));
+            ly->r1 = xalloc(N * Q * RR, sizeof(float));
+            ly->c2 = xalloc(N * Q * RR, sizeof(float));
+            ly->r2 = xalloc(N * Q * RR, sizeof(float));
+            ly->c3 = xalloc(N * P * RR, sizeof(float));
+        } else {
+            /* inference: the layers run one after the other on layer 0's buffers */
+            const fn_layer *l0 = &f->layer[0];
+            ly->xb = l0->xb;
+            ly->y = l0->y;
+            ly->r1 = l0->r1;
+            ly->c2 = l0->c2;
+            ly->r2 = l0->r2;
+            ly->c3 = l0->c3;
+        }
         ly->mu1 = xalloc(N * (size_t)f->G * 8, sizeof(double));
         if (!ly->xb || !ly->y || !ly->r1 || !ly->c2 || !ly->r2 || !ly->c3 || !ly->mu1)
             goto oom;
@@ -292,34 +316,38 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
         ly->mus = st + 6 * N * f->G;
         ly->rss = st + 7 * N * f->G;
     }
-    if (dhf_dconv_create(&f->conv2, f->N, f->Q, f->Q, f->R, f->R, 3, true, conv_algo)) {
+    if (dhf_dconv_create(&f->conv2, f->N, f->Q, f->Q, f->R, f->R, 3, training, conv_algo)) {
         dhf_err_wrap("fastnet: conv2 (3x3)");
         goto fail;
     }
-    if (dhf_dconv_create(&f->conv3, f->N, f->Q, f->P, f->R, f->R, 1, true, DHF_DCONV_DIRECT)) {
+    if (dhf_dconv_create(&f->conv3, f->N, f->Q, f->P, f->R, f->R, 1, training,
+                         DHF_DCONV_DIRECT)) {
         dhf_err_wrap("fastnet: conv3 (1x1)");
         goto fail;
     }
     f->desc = xalloc((size_t)f->B * P * RR, sizeof(float));
-    f->gdesc = xalloc((size_t)f->B * P * RR, sizeof(float));
-    f->dbig = xalloc(N * P * RR, sizeof(float));
-    f->dq1 = xalloc(N * Q * RR, sizeof(float));
-    f->dq2 = xalloc(N * Q * RR, sizeof(float));
-    f->dy = xalloc(N * (Q + P) * max_yhw, sizeof(float));
     f->w_in = xalloc((Q + P) * max_cin, sizeof(float));
-    f->dw_in = xalloc((Q + P) * max_cin, sizeof(float));
-    f->dw = xalloc(Q * Q * 9 > P * Q ? Q * Q * 9 : P * Q, sizeof(float));
     f->sa = xalloc(N * P, sizeof(double));
     f->sb = xalloc(N * P, sizeof(double));
     f->sc = xalloc(N * P, sizeof(double));
     f->k[0] = xalloc(N * P * K_COUNT, sizeof(float));
-    f->dmix_unit = xalloc((size_t)f->B * (P / BLK) * (size_t)f->S, sizeof(double));
-    f->dmix = xalloc((size_t)f->S * f->L, sizeof(double));
     f->wsoft = xalloc((size_t)f->S * f->L, sizeof(float));
-    if (!f->desc || !f->gdesc || !f->dbig || !f->dq1 || !f->dq2 || !f->dy || !f->w_in ||
-        !f->dw_in || !f->dw || !f->sa || !f->sb || !f->sc || !f->k[0] || !f->dmix_unit ||
-        !f->dmix || !f->wsoft)
+    if (!f->desc || !f->w_in || !f->sa || !f->sb || !f->sc || !f->k[0] || !f->wsoft)
         goto oom;
+    if (training) {
+        f->gdesc = xalloc((size_t)f->B * P * RR, sizeof(float));
+        f->dbig = xalloc(N * P * RR, sizeof(float));
+        f->dq1 = xalloc(N * Q * RR, sizeof(float));
+        f->dq2 = xalloc(N * Q * RR, sizeof(float));
+        f->dy = xalloc(N * (Q + P) * max_yhw, sizeof(float));
+        f->dw_in = xalloc((Q + P) * max_cin, sizeof(float));
+        f->dw = xalloc(Q * Q * 9 > P * Q ? Q * Q * 9 : P * Q, sizeof(float));
+        f->dmix_unit = xalloc((size_t)f->B * (P / BLK) * (size_t)f->S, sizeof(double));
+        f->dmix = xalloc((size_t)f->S * f->L, sizeof(double));
+        if (!f->gdesc || !f->dbig || !f->dq1 || !f->dq2 || !f->dy || !f->dw_in || !f->dw ||
+            !f->dmix_unit || !f->dmix)
+            goto oom;
+    }
     for (int i = 1; i < K_COUNT; i++)
         f->k[i] = f->k[0] + (size_t)i * N * P;
     f->scratch_per_thread = ((size_t)f->R * BLK * 2 + (size_t)f->maxw * BLK + 15) / 16 * 16;
@@ -600,6 +628,8 @@ int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tenso
     f->have_activations = false;
     const double t0 = now_s();
     f->prof.forward_s = f->prof.conv_forward_s = 0;
+    if (for_backward && !f->training)
+        return dhf_err_set("fastnet: made for inference, it keeps no activations for a backward");
     if (!dhf_fastnet_fits(f, a, feats))
         return dhf_err_set("fastnet: the features do not have the shapes it was made for");
     if (ensure_scratch(f) || softmax_weights(f, a))

@@ -29,9 +29,11 @@ typedef struct dhf_fastnet dhf_fastnet;
 /* Built with oneDNN and able to run this network on this machine. */
 bool dhf_fastnet_available(void);
 
-/* feats[l]: CPU float32 [B, S, C_l, h_l, w_l] as dhf_aggregator_forward takes them. */
+/* feats[l]: CPU float32 [B, S, C_l, h_l, w_l] as dhf_aggregator_forward takes them.
+ * training: keep every layer's activations and make the backward's buffers; false:
+ * forward only, the layers share one set of buffers (a fraction of the memory). */
 int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_tensor *feats,
-                       dhf_dconv_algo conv_algo);
+                       bool training, dhf_dconv_algo conv_algo);
 bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats);
 void dhf_fastnet_free(dhf_fastnet *f);                 /* NULL ok */
 /* Wall seconds of the last dhf_fastnet_forward / _backward, and the parts of them
@@ -46,7 +48,7 @@ void dhf_fastnet_get_profile(const dhf_fastnet *f, dhf_fastnet_profile *p);
 const char *dhf_fastnet_describe(const dhf_fastnet *f);
 
 /* desc: NCHW [B, P, R, R] float32, written. Keeps the activations for
- * dhf_fastnet_backward when for_backward is true. */
+ * dhf_fastnet_backward when for_backward is true (a training fastnet only). */
 int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats,
                         bool for_backward, float *desc);
 

@@ -206,29 +206,6 @@ fail:
     return -1;
 }
 
-/* Whether the fast order's step runs on the oneDNN kernels: asked for (or AUTO) and
- * possible (built with oneDNN, CPU float32 contiguous features and parameters). */
-static int use_fastnet(const dhf_aggregator *a, const dhf_tensor *feats, bool *yes)
-{
-    *yes = false;
-    if (a->cfg.kernels == DHF_AGG_KERNELS_LIBTORCH)
-        return 0;
-    bool ok = dhf_fastnet_available() && a->cfg.proj_dim % 128 == 0 &&
-              dhf_get_device(a->mixing_weights).type == DHF_CPU &&
-              a->bneck[0].compute_dtype == DHF_F32;
-    for (int l = 0; ok && l < a->cfg.num_layers; l++)
-        ok = feats[l] && dhf_get_device(feats[l]).type == DHF_CPU &&
-             dhf_get_dtype(feats[l]) == DHF_F32 && dhf_is_contiguous(feats[l]);
-    if (!ok && a->cfg.kernels == DHF_AGG_KERNELS_ONEDNN)
-        return dhf_err_set("aggregation_kernels onednn: %s",
-                           !dhf_fastnet_available()
-                               ? "dhf was built without oneDNN (install libdnnl-dev, rebuild)"
-                               : "needs the CPU, float32 features and convolutions "
-                                 "(mixed_precision off) and projection_dim a multiple of 128");
-    *yes = ok;
-    return 0;
-}
-
 /* Inside the caller's scope: the hand-written forward into a leaf descriptor, the
  * loss and its backward in libtorch (G = dloss/ddesc), the hand-written backward. */
 static int fastnet_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64_t *src_idx,
@@ -240,7 +217,8 @@ static int fastnet_backward(dhf_aggregator *a, const dhf_tensor *feats, const in
         dhf_fastnet_free(a->fastnet);
         a->fastnet = NULL;
     }
-    if (!a->fastnet && dhf_fastnet_create(&a->fastnet, a, feats, (dhf_dconv_algo)c->conv_algo))
+    if (!a->fastnet && dhf_fastnet_create(&a->fastnet, a, feats, true,
+                                          (dhf_dconv_algo)c->conv_algo))
         return -1;
     int64_t ds4[4] = { dhf_size(feats[0], 0), c->proj_dim, c->out_res, c->out_res };
     DHF_TRY(dhf_empty(DHF_F32, dhf_cpu_device(), ds4, 4, &desc), "descriptor");
@@ -265,7 +243,7 @@ int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *
     if (dhf_aggregator_zero_grads(a))
         return -1;
     bool onednn = false;
-    if (order == DHF_AGG_FAST && use_fastnet(a, feats, &onednn))
+    if (order == DHF_AGG_FAST && dhf_aggregator_use_onednn(a, feats, &onednn))
         return -1;
     if (onednn) {
         if (!feats[0] || dhf_size(feats[0], 0) != 2)

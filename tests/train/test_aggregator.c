@@ -472,6 +472,50 @@ static void test_onednn_step_odd_output(void **state)
     check_onednn_step(&sc);
 }
 
+/* Forwards without autograd (validation, dhf eval) run on the oneDNN kernels with
+ * the layers sharing one set of buffers: the same descriptors as libtorch's fast
+ * order, for one image and for two, and the workspace follows a change of batch. */
+static void test_onednn_forward_without_grad(void **state)
+{
+    (void)state;
+    if (!dhf_fastnet_available())
+        skip();
+    dhf_agg_config c = { .num_layers = 4, .num_timesteps = 3, .proj_dim = 128, .out_res = 16,
+                         .channels = { 36, 20, 16, 12 } };
+    const int hw[4][2] = { { 6, 6 }, { 12, 12 }, { 7, 9 }, { 20, 20 } };
+    dhf_aggregator ref, fast;
+    c.kernels = DHF_AGG_KERNELS_LIBTORCH;
+    assert_int_equal(dhf_aggregator_init(&ref, &c, 5), 0);
+    c.kernels = DHF_AGG_KERNELS_AUTO;
+    assert_int_equal(dhf_aggregator_init(&fast, &c, 5), 0);
+    perturb(&ref, 6);
+    perturb(&fast, 6);
+    bool prev = true;
+    dhf_set_grad_enabled(false, &prev);
+    for (int B = 1; B <= 2; B++) {
+        dhf_tensor feats[4] = { 0 }, d_ref = NULL, d_fast = NULL;
+        random_feats(&c, hw, B, 900 + (uint64_t)B, feats);
+        assert_int_equal(dhf_aggregator_forward_order(&ref, feats, DHF_AGG_FAST, &d_ref), 0);
+        if (dhf_aggregator_forward_order(&fast, feats, DHF_AGG_FAST, &d_fast)) {
+            print_error("%s\n", dhf_err_msg());
+            fail();
+        }
+        assert_non_null(fast.fastnet_infer);        /* it did run on oneDNN */
+        assert_null(ref.fastnet_infer);
+        double scale = 0, err = max_abs_diff(d_fast, d_ref, &scale);
+        printf("[ info ] B=%d: oneDNN forward vs libtorch max error %.3g (max |desc| %.3g)\n",
+               B, err, scale);
+        assert_true(err <= 1e-5 * (1 + scale));
+        dhf_free(d_ref);
+        dhf_free(d_fast);
+        for (int l = 0; l < 4; l++)
+            dhf_free(feats[l]);
+    }
+    dhf_set_grad_enabled(prev, NULL);
+    dhf_aggregator_free(&ref);
+    dhf_aggregator_free(&fast);
+}
+
 /* Mixed precision (bf16 convolutions, as on CUDA) runs on the CPU too: both orders
  * stay within bf16 rounding of float32, the gradients are float32 and close. */
 static void test_mixed_precision_bf16(void **state)
@@ -787,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_onednn_step_integer_factors),
         cmocka_unit_test(test_onednn_step_fractional_factors),
         cmocka_unit_test(test_onednn_step_odd_output),
+        cmocka_unit_test(test_onednn_forward_without_grad),
         cmocka_unit_test(test_mixed_precision_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
