@@ -71,30 +71,22 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* the convolutions, timed into f->prof */
-static int conv_fwd(dhf_fastnet *f, dhf_dconv *c, const float *src, const float *w, float *dst)
-{
-    double t = now_s();
-    int rc = dhf_dconv_forward(c, src, w, dst);
-    f->prof.conv_forward_s += now_s() - t;
-    return rc;
-}
+/* the convolutions, timed into f->prof: forward (a = src, b = w, out = dst),
+ * backward-data (a = ddst, b = w, out = dsrc), backward-weights (a = src, b = ddst,
+ * out = dw) */
+typedef enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHTS } conv_op;
 
-static int conv_bwd_data(dhf_fastnet *f, dhf_dconv *c, const float *ddst, const float *w,
-                         float *dsrc)
+static int conv_run(dhf_fastnet *f, conv_op op, dhf_dconv *c, const float *a, const float *b,
+                    float *out)
 {
     double t = now_s();
-    int rc = dhf_dconv_backward_data(c, ddst, w, dsrc);
-    f->prof.conv_backward_data_s += now_s() - t;
-    return rc;
-}
-
-static int conv_bwd_weights(dhf_fastnet *f, dhf_dconv *c, const float *src, const float *ddst,
-                            float *dw)
-{
-    double t = now_s();
-    int rc = dhf_dconv_backward_weights(c, src, ddst, dw);
-    f->prof.conv_backward_weights_s += now_s() - t;
+    int rc = op == CONV_FWD        ? dhf_dconv_forward(c, a, b, out)
+             : op == CONV_BWD_DATA ? dhf_dconv_backward_data(c, a, b, out)
+                                   : dhf_dconv_backward_weights(c, a, b, out);
+    double dt = now_s() - t;
+    *(op == CONV_FWD        ? &f->prof.conv_forward_s
+      : op == CONV_BWD_DATA ? &f->prof.conv_backward_data_s
+                            : &f->prof.conv_backward_weights_s) += dt;
     return rc;
 }
 
@@ -543,7 +535,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     dhf_blk_pack(x, N, ly->C, ly->h, ly->w, ly->xb);
     memcpy(f->w_in, pdata(bn->p[DHF_BN_CONV1_W]), sizeof(float) * Q * C);
     memcpy(f->w_in + Q * C, pdata(bn->p[DHF_BN_SHORT_W]), sizeof(float) * P * C);
-    if (conv_fwd(f, ly->conv_in, ly->xb, f->w_in, ly->y))
+    if (conv_run(f, CONV_FWD, ly->conv_in, ly->xb, f->w_in, ly->y))
         return dhf_err_wrap("conv1+shortcut");
 
     /* r1 = relu(GN1(U y1)) */
@@ -562,7 +554,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         }
 
     /* r2 = relu(GN2(conv2(r1))) */
-    if (conv_fwd(f, f->conv2, ly->r1, pdata(bn->p[DHF_BN_CONV2_W]), ly->c2))
+    if (conv_run(f, CONV_FWD, f->conv2, ly->r1, pdata(bn->p[DHF_BN_CONV2_W]), ly->c2))
         return dhf_err_wrap("conv2");
     plane_sums(f, ly->c2, Q, f->sa, f->sb);
     gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu2, ly->rs2);
@@ -576,7 +568,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         }
 
     /* c3 = conv3(r2); statistics of c3 and of U ys */
-    if (conv_fwd(f, f->conv3, ly->r2, pdata(bn->p[DHF_BN_CONV3_W]), ly->c3))
+    if (conv_run(f, CONV_FWD, f->conv3, ly->r2, pdata(bn->p[DHF_BN_CONV3_W]), ly->c3))
         return dhf_err_wrap("conv3");
     plane_sums(f, ly->c3, P, f->sa, f->sb);
     gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mu3, ly->rs3);
@@ -914,8 +906,8 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         }
 
     /* 3. conv3 backward: dr2 -> dq1, dW3 */
-    if (conv_bwd_data(f, f->conv3, f->dbig, pdata(bn->p[DHF_BN_CONV3_W]), f->dq1) ||
-        conv_bwd_weights(f, f->conv3, ly->r2, f->dbig, f->dw))
+    if (conv_run(f, CONV_BWD_DATA, f->conv3, f->dbig, pdata(bn->p[DHF_BN_CONV3_W]), f->dq1) ||
+        conv_run(f, CONV_BWD_WEIGHTS, f->conv3, ly->r2, f->dbig, f->dw))
         return dhf_err_wrap("conv3 backward");
     if (write_grad(bn->p[DHF_BN_CONV3_W], f->dw, (size_t)P * Q, "conv3.weight"))
         return -1;
@@ -944,8 +936,8 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         }
 
     /* 5. conv2 backward: dr1 -> dq2, dW2 */
-    if (conv_bwd_data(f, f->conv2, f->dq1, pdata(bn->p[DHF_BN_CONV2_W]), f->dq2) ||
-        conv_bwd_weights(f, f->conv2, ly->r1, f->dq1, f->dw))
+    if (conv_run(f, CONV_BWD_DATA, f->conv2, f->dq1, pdata(bn->p[DHF_BN_CONV2_W]), f->dq2) ||
+        conv_run(f, CONV_BWD_WEIGHTS, f->conv2, ly->r1, f->dq1, f->dw))
         return dhf_err_wrap("conv2 backward");
     if (write_grad(bn->p[DHF_BN_CONV2_W], f->dw, (size_t)Q * Q * 9, "conv2.weight"))
         return -1;
@@ -979,7 +971,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         }
 
     /* 7. conv1 and shortcut weights from dy and the input */
-    if (conv_bwd_weights(f, ly->conv_in, ly->xb, f->dy, f->dw_in))
+    if (conv_run(f, CONV_BWD_WEIGHTS, ly->conv_in, ly->xb, f->dy, f->dw_in))
         return dhf_err_wrap("conv1+shortcut backward");
     if (write_grad(bn->p[DHF_BN_CONV1_W], f->dw_in, (size_t)Q * C, "conv1.weight") ||
         write_grad(bn->p[DHF_BN_SHORT_W], f->dw_in + (size_t)Q * C, (size_t)P * C,

@@ -439,6 +439,17 @@ static void test_forward_backward(void **state)
     dhf_aggregator_free(&a);
 }
 
+/* the loss of a training step against the fixture's expected.loss (atol 1e-4) */
+static void check_step_loss(double loss, const char *label)
+{
+    float want = 0;
+    assert_int_equal(dhf_st_read_f32(g_st, "expected.loss", &want, 1), 0);
+    if (!(fabs(loss - want) <= 1e-4)) {
+        print_error("%s: loss %.7f want %.7f\n", label, loss, want);
+        fail();
+    }
+}
+
 /* The memory-lean backward of the fast order (graphs of some or all layers dropped
  * after the forward and rebuilt): the same loss and gradients. */
 static void test_lean_backward(void **state)
@@ -454,13 +465,8 @@ static void test_lean_backward(void **state)
             print_error("%s\n", dhf_err_msg());
             fail();
         }
-        float want = 0;
-        assert_int_equal(dhf_st_read_f32(g_st, "expected.loss", &want, 1), 0);
-        if (!(fabs(st.loss - want) <= 1e-4)) {
-            print_error("lean backward (%d layers recomputed): loss %.7f want %.7f\n",
-                        counts[k], st.loss, want);
-            fail();
-        }
+        snprintf(label, sizeof label, "lean backward (%d layers recomputed)", counts[k]);
+        check_step_loss(st.loss, label);
         snprintf(label, sizeof label, "fast order, %d layer(s) recomputed, gradient", counts[k]);
         check_all_grads(&a, label);
         dhf_aggregator_free(&a);
@@ -486,13 +492,8 @@ static void test_onednn_backward(void **state)
                 print_error("%s\n", dhf_err_msg());
                 fail();
             }
-            float want = 0;
-            assert_int_equal(dhf_st_read_f32(g_st, "expected.loss", &want, 1), 0);
-            if (!(fabs(st.loss - want) <= 1e-4)) {
-                print_error("oneDNN step (%s 3x3): loss %.7f want %.7f\n", algo_names[algo],
-                            st.loss, want);
-                fail();
-            }
+            snprintf(label, sizeof label, "oneDNN step (%s 3x3)", algo_names[algo]);
+            check_step_loss(st.loss, label);
             snprintf(label, sizeof label, "oneDNN step (%s 3x3, call %d), gradient",
                      algo_names[algo], rep + 1);
             check_all_grads(&a, label);
