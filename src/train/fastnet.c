@@ -659,28 +659,38 @@ static int write_grad(dhf_tensor param, const float *g, size_t n, const char *wh
     return 0;
 }
 
-/* relu mask, then the per-channel sums of the GN backward over a stored pre-norm x,
- * one plane: d = mask * d (in place), sdy = sum d, sdyx = sum d * (xa x + xb) */
+/* relu mask, then the GN backward's per-channel sums over a run of n pixels:
+ * d = mask * d (in place), s1 += sum d, s2 += sum d * (xa x + xb); float partial sums
+ * added to double. Inlined into the DHF_HOT callers (compiled per clone). */
+static inline void masked_sums_run(float *restrict d, const float *restrict m,
+                                   const float *restrict x, size_t n, const float *restrict xa,
+                                   const float *restrict xb, double *restrict s1,
+                                   double *restrict s2)
+{
+    const v16 vxa = V16_LOAD(xa), vxb = V16_LOAD(xb);
+    v16 f1 = { 0 }, f2 = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        const v16 dv = V16_WHERE_POS(V16_LOAD(m + i * BLK), V16_LOAD(d + i * BLK));
+        V16_STORE(d + i * BLK, dv);
+        f1 += dv;
+        f2 += dv * (vxa * V16_LOAD(x + i * BLK) + vxb);
+    }
+    for (int j = 0; j < BLK; j++) {
+        s1[j] += f1[j];
+        s2[j] += f2[j];
+    }
+}
+
+/* masked_sums_run over one stored plane of RR pixels: sdy, sdyx written */
 DHF_HOT static void plane_masked_sums(float *restrict g, const float *restrict m,
                                       const float *restrict v, size_t RR,
                                       const float *restrict xa, const float *restrict xb,
                                       double *restrict sdy, double *restrict sdyx)
 {
     double s1[BLK] = { 0 }, s2[BLK] = { 0 };
-    const v16 vxa = V16_LOAD(xa), vxb = V16_LOAD(xb);
     for (size_t i0 = 0; i0 < RR; i0 += 64) {
-        const size_t i1 = i0 + 64 < RR ? i0 + 64 : RR;
-        v16 f1 = { 0 }, f2 = { 0 };
-        for (size_t i = i0; i < i1; i++) {
-            v16 d = V16_WHERE_POS(V16_LOAD(m + i * BLK), V16_LOAD(g + i * BLK));
-            V16_STORE(g + i * BLK, d);
-            f1 += d;
-            f2 += d * (vxa * V16_LOAD(v + i * BLK) + vxb);
-        }
-        for (int j = 0; j < BLK; j++) {
-            s1[j] += f1[j];
-            s2[j] += f2[j];
-        }
+        const size_t n = i0 + 64 < RR ? 64 : RR - i0;
+        masked_sums_run(g + i0 * BLK, m + i0 * BLK, v + i0 * BLK, n, xa, xb, s1, s2);
     }
     for (int j = 0; j < BLK; j++) {
         sdy[j] = s1[j];
@@ -797,22 +807,10 @@ DHF_HOT static void plane_gn1_sums(const float *restrict plane, const dhf_bilin1
                                    double *restrict sdyx, float *restrict row, float *restrict vt)
 {
     double s1[BLK] = { 0 }, s2[BLK] = { 0 };
-    const v16 vxa = V16_LOAD(xa), vxb = V16_LOAD(xb);
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
         const size_t ro = (size_t)oy * R * BLK;
-        v16 f1 = { 0 }, f2 = { 0 };
-        for (int i = 0; i < R; i++) {
-            const size_t e = ro + (size_t)i * BLK;
-            const v16 dv = V16_WHERE_POS(V16_LOAD(m + e), V16_LOAD(d + e));
-            V16_STORE(d + e, dv);
-            f1 += dv;
-            f2 += dv * (vxa * V16_LOAD(r + i * BLK) + vxb);
-        }
-        for (int j = 0; j < BLK; j++) {
-            s1[j] += f1[j];
-            s2[j] += f2[j];
-        }
+        masked_sums_run(d + ro, m + ro, r, (size_t)R, xa, xb, s1, s2);
     }
     for (int j = 0; j < BLK; j++) {
         sdy[j] = s1[j];
