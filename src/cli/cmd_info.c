@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "shim/torch_shim.h"
+#include "train/fastnet.h"
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>
@@ -117,6 +118,7 @@ int dhf_cmd_info(int argc, char **argv)
         cJSON_AddBoolToObject(o, "cuda_available", cuda);
         cJSON_AddNumberToObject(o, "cuda_devices", cuda ? dhf_cuda_device_count() : 0);
         cJSON_AddStringToObject(o, "blas_library", blas);
+        cJSON_AddBoolToObject(o, "onednn_training_step", dhf_fastnet_available());
         if (probe)
             cJSON_AddNumberToObject(o, "matmul_gflops", gflops);
         char *s = cJSON_Print(o);
@@ -135,6 +137,9 @@ int dhf_cmd_info(int argc, char **argv)
     if (cuda)
         printf(" (%d device%s)", dhf_cuda_device_count(), dhf_cuda_device_count() == 1 ? "" : "s");
     printf("\nBLAS       %s\n", blas);
+    printf("oneDNN     %s\n", dhf_fastnet_available()
+                                 ? "training step on oneDNN (libdnnl, src/train/fastnet.c)"
+                                 : "not built in (training step on libtorch autograd)");
     if (probe)
         printf("matmul     %.1f GFLOP/s (1024x1024 f32, best of 5)%s\n", gflops,
                gflops > 0 && gflops < 20 ? "  <- slow: install libopenblas0-pthread" : "");

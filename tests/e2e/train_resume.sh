@@ -55,6 +55,12 @@ log_of() { sed -E 's/,"(steps_per_s|seconds)".*//' "$1"; }
 
 # 1. the reference: uninterrupted
 "$DHF" train train.yaml >a.out 2>a.err || fail "dhf train: $(cat a.err)"
+# the step runs on oneDNN when dhf was built with it, else on libtorch autograd
+if "$DHF" info --no-probe | grep -q "^oneDNN     training step on oneDNN"; then
+    grep -q "fast order on oneDNN" a.err || fail "built with oneDNN but dhf train did not use it: $(cat a.err)"
+else
+    grep -q "fast order on libtorch autograd" a.err || fail "no implementation line: $(cat a.err)"
+fi
 total=$(grep -c '"type":"train"' runs/r/metrics.jsonl)
 [ "$total" = 16 ] || fail "only $total training steps: $(cat a.out)"
 for f in config.resolved.yaml metrics.jsonl last.safetensors best.safetensors; do
