@@ -9,6 +9,17 @@
 #include "train/fastnet.h"
 #include "train/shim_try.h"
 
+int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_config *ac,
+                                dhf_dtype *compute)
+{
+    if (dhf_agg_order_parse(cfg->aggregation_order, &ac->order) != 0 ||
+        dhf_agg_kernels_parse(cfg->aggregation_kernels, &ac->kernels) != 0 ||
+        dhf_agg_conv_algo_parse(cfg->aggregation_conv_algorithm, &ac->conv_algo) != 0 ||
+        dhf_agg_mixed_precision_parse(cfg->mixed_precision, dev, compute) != 0)
+        return -1;
+    return 0;
+}
+
 int dhf_agg_order_parse(const char *s, dhf_agg_order *out)
 {
     if (s && strcmp(s, "fast") == 0) {
@@ -326,14 +337,19 @@ fail:
     return -1;
 }
 
+bool dhf_aggregator_onednn_ready(const dhf_aggregator *a)
+{
+    return a->cfg.kernels != DHF_AGG_KERNELS_LIBTORCH && dhf_fastnet_available() &&
+           a->cfg.proj_dim % 128 == 0 && dhf_get_device(a->mixing_weights).type == DHF_CPU &&
+           a->bneck[0].compute_dtype == DHF_F32;
+}
+
 int dhf_aggregator_use_onednn(const dhf_aggregator *a, const dhf_tensor *feats, bool *yes)
 {
     *yes = false;
     if (a->cfg.kernels == DHF_AGG_KERNELS_LIBTORCH)
         return 0;
-    bool ok = dhf_fastnet_available() && a->cfg.proj_dim % 128 == 0 &&
-              dhf_get_device(a->mixing_weights).type == DHF_CPU &&
-              a->bneck[0].compute_dtype == DHF_F32;
+    bool ok = dhf_aggregator_onednn_ready(a);
     for (int l = 0; ok && l < a->cfg.num_layers; l++)
         ok = feats[l] && dhf_get_device(feats[l]).type == DHF_CPU &&
              dhf_get_dtype(feats[l]) == DHF_F32 && dhf_is_contiguous(feats[l]);

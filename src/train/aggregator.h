@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/safetensors.h"
 #include "shim/torch_shim.h"
 #include "train/bottleneck.h"
@@ -66,6 +67,12 @@ typedef struct {
     struct dhf_fastnet *fastnet_infer;
 } dhf_aggregator;
 
+/* The run-time choices of the config (aggregation_order, aggregation_kernels,
+ * aggregation_conv_algorithm) into *ac, and mixed_precision on `dev` into *compute
+ * (for dhf_aggregator_set_compute_dtype). Errors name the key and the choices. */
+int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_config *ac,
+                                dhf_dtype *compute);
+
 /* "auto" | "libtorch" | "onednn" (config key aggregation_kernels). */
 int dhf_agg_kernels_parse(const char *s, dhf_agg_kernels *out);
 /* "auto" | "direct" | "winograd" (config key aggregation_conv_algorithm) -> dhf_dconv_algo */
@@ -114,6 +121,9 @@ int dhf_agg_mixed_precision_parse(const char *s, dhf_device dev, dhf_dtype *out)
  * contiguous features and parameters, float32 convolutions, P a multiple of 128).
  * kernels onednn and it cannot: an error saying why. */
 int dhf_aggregator_use_onednn(const dhf_aggregator *a, const dhf_tensor *feats, bool *yes);
+/* The part of that which does not depend on the features (kernels, build, device,
+ * dtype, P): whether CPU float32 features would run on oneDNN. */
+bool dhf_aggregator_onednn_ready(const dhf_aggregator *a);
 
 /* Sets every parameter's .grad to undefined (the next backward allocates it). */
 int dhf_aggregator_clear_grads(dhf_aggregator *a);

@@ -49,6 +49,7 @@ struct dhf_fastnet {
     float *dy;                     /* [N, Q + P, hmax, wmax] */
     float *w_in, *dw_in;           /* [(Q + P) * Cmax] */
     float *dw;                     /* [max(Q*Q*9, P*Q)] */
+    float *dgb;                    /* [2 * P]: a GroupNorm's dgamma, dbeta */
     double *sa, *sb, *sc;          /* [N * P] per-channel sums */
     float *k[K_COUNT];
     double *dmix_unit;             /* [B * P/16 * S] */
@@ -201,6 +202,7 @@ void dhf_fastnet_free(dhf_fastnet *f)
     free(f->w_in);
     free(f->dw_in);
     free(f->dw);
+    free(f->dgb);
     free(f->sa);
     free(f->sb);
     free(f->sc);
@@ -334,9 +336,11 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
         f->dy = xalloc(N * (Q + P) * max_yhw, sizeof(float));
         f->dw_in = xalloc((Q + P) * max_cin, sizeof(float));
         f->dw = xalloc(Q * Q * 9 > P * Q ? Q * Q * 9 : P * Q, sizeof(float));
+        f->dgb = xalloc(2 * P, sizeof(float));
         f->dmix_unit = xalloc((size_t)f->B * (P / BLK) * (size_t)f->S, sizeof(double));
         f->dmix = xalloc((size_t)f->S * f->L, sizeof(double));
         if (!f->gdesc || !f->dbig || !f->dq1 || !f->dq2 || !f->dy || !f->dw_in || !f->dw ||
+            !f->dgb ||
             !f->dmix_unit || !f->dmix)
             goto oom;
     }
@@ -400,15 +404,34 @@ static void gn_coeffs(int N, int C, int G, const double *mu, const double *rs,
         }
 }
 
-/* backward of y = gamma x^ + beta, x^ = (x - mu) r over each group: from per-channel
- * sdy = sum dy and sdyx = sum dy x^, dx = al dy + kx x^ + k0 per (n, c), and
- * dgamma = sum_n sdyx, dbeta = sum_n sdy (written). */
-static void gn_backward_coeffs(int N, int C, int G, double count, const float *gamma,
-                               const double *rs, const double *sdy, const double *sdyx,
-                               float *al, float *kx, float *k0, float *dgamma, float *dbeta)
+static int write_grad(dhf_tensor param, const float *g, size_t n, const char *what)
 {
-    const int cpg = C / G;
-    const double M = (double)cpg * count;
+    dhf_tensor gt = NULL;
+    if (dhf_grad_buffer(param, &gt) != DHF_OK)
+        return dhf_err_set("fastnet: gradient of %s: %s", what, dhf_last_error());
+    float *d = pdata(gt);
+    if (!d || (size_t)dhf_numel(gt) != n) {
+        dhf_free(gt);
+        return dhf_err_set("fastnet: gradient of %s is not a contiguous float32 buffer of %zu "
+                           "values", what, n);
+    }
+    memcpy(d, g, sizeof(float) * n);
+    dhf_free(gt);
+    return 0;
+}
+
+/* Backward of GroupNorm gn_w (the bottleneck's "<conv>.norm.weight" index; bias at
+ * gn_w + 1), y = gamma x^ + beta with x^ = (x - mu) r over each (sample, group) of R*R
+ * pixels: from the per-channel sums sdy = sum dy and sdyx = sum dy x^ [N * C], the input
+ * gradient's coefficients dx = al dy + kx x^ + k0 per (n, c), and the parameters'
+ * gradients dgamma = sum_n sdyx, dbeta = sum_n sdy written to their .grad. */
+static int gn_backward(dhf_fastnet *f, const dhf_bottleneck *bn, int gn_w, int C,
+                       const double *rs, const double *sdy, const double *sdyx, float *al,
+                       float *kx, float *k0)
+{
+    const int N = f->N, G = f->G, cpg = C / G;
+    const float *gamma = pdata(bn->p[gn_w]);
+    const double M = (double)cpg * f->R * f->R;
     for (int n = 0; n < N; n++)
         for (int g = 0; g < G; g++) {
             double A = 0, Bv = 0, r = rs[n * G + g];
@@ -427,6 +450,7 @@ static void gn_backward_coeffs(int N, int C, int G, double count, const float *g
                 k0[i] = (float)(-r * A);
             }
         }
+    float *dgamma = f->dgb, *dbeta = f->dgb + C;
     for (int c = 0; c < C; c++) {
         double dg = 0, db = 0;
         for (int n = 0; n < N; n++) {
@@ -436,6 +460,10 @@ static void gn_backward_coeffs(int N, int C, int G, double count, const float *g
         dgamma[c] = (float)dg;
         dbeta[c] = (float)db;
     }
+    if (write_grad(bn->p[gn_w], dgamma, (size_t)C, dhf_bottleneck_param_names[gn_w]) ||
+        write_grad(bn->p[gn_w + 1], dbeta, (size_t)C, dhf_bottleneck_param_names[gn_w + 1]))
+        return -1;
+    return 0;
 }
 
 /* per-channel sums of a stored [N, C, R, R] blocked tensor */
@@ -643,21 +671,6 @@ int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tenso
 
 /* ---- backward ---------------------------------------------------------------------- */
 
-static int write_grad(dhf_tensor param, const float *g, size_t n, const char *what)
-{
-    dhf_tensor gt = NULL;
-    if (dhf_grad_buffer(param, &gt) != DHF_OK)
-        return dhf_err_set("fastnet: gradient of %s: %s", what, dhf_last_error());
-    float *d = pdata(gt);
-    if (!d || (size_t)dhf_numel(gt) != n) {
-        dhf_free(gt);
-        return dhf_err_set("fastnet: gradient of %s is not a contiguous float32 buffer of %zu "
-                           "values", what, n);
-    }
-    memcpy(d, g, sizeof(float) * n);
-    dhf_free(gt);
-    return 0;
-}
 
 /* relu mask, then the GN backward's per-channel sums over a run of n pixels:
  * d = mask * d (in place), s1 += sum d, s2 += sum d * (xa x + xb); float partial sums
@@ -848,9 +861,6 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
     float *const *k = f->k;
     const float *g3 = pdata(bn->p[DHF_BN_CONV3_GN_W]), *be3 = pdata(bn->p[DHF_BN_CONV3_GN_B]);
     const float *gs = pdata(bn->p[DHF_BN_SHORT_GN_W]), *bes = pdata(bn->p[DHF_BN_SHORT_GN_B]);
-    float dgam[2][512], dbet[2][512];
-    if (P > 512)
-        return dhf_err_set("fastnet: projection_dim %d above 512", P);
 
     /* normalised c3 and U ys per (n, c): x^ = xa x + xb */
     gn_coeffs(N, P, G, ly->mu3, ly->rs3, g3, be3, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
@@ -878,14 +888,10 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
             t += f->dmix_unit[(size_t)u * S + s];
         f->dmix[s * L + l] = t;
     }
-    gn_backward_coeffs(N, P, G, (double)RR, g3, ly->rs3, f->sa, f->sb, k[K_AL], k[K_KX],
-                       k[K_K0], dgam[0], dbet[0]);
-    gn_backward_coeffs(N, P, G, (double)RR, gs, ly->rss, f->sa, f->sc, k[K_ALS], k[K_KXS],
-                       k[K_K0S], dgam[1], dbet[1]);
-    if (write_grad(bn->p[DHF_BN_CONV3_GN_W], dgam[0], P, "conv3.norm.weight") ||
-        write_grad(bn->p[DHF_BN_CONV3_GN_B], dbet[0], P, "conv3.norm.bias") ||
-        write_grad(bn->p[DHF_BN_SHORT_GN_W], dgam[1], P, "shortcut.norm.weight") ||
-        write_grad(bn->p[DHF_BN_SHORT_GN_B], dbet[1], P, "shortcut.norm.bias"))
+    if (gn_backward(f, bn, DHF_BN_CONV3_GN_W, P, ly->rs3, f->sa, f->sb, k[K_AL], k[K_KX],
+                    k[K_K0]) ||
+        gn_backward(f, bn, DHF_BN_SHORT_GN_W, P, ly->rss, f->sa, f->sc, k[K_ALS], k[K_KXS],
+                    k[K_K0S]))
         return -1;
 
     /* 2. dc3 (into dbig) and dys (native, into dy's shortcut blocks) */
@@ -920,10 +926,8 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
             plane_masked_sums(f->dq1 + off, ly->r2 + off, ly->c2 + off, RR, k[K_X3A] + nc,
                               k[K_X3B] + nc, f->sa + nc, f->sb + nc);
         }
-    gn_backward_coeffs(N, Q, G, (double)RR, g2, ly->rs2, f->sa, f->sb, k[K_AL], k[K_KX],
-                       k[K_K0], dgam[0], dbet[0]);
-    if (write_grad(bn->p[DHF_BN_CONV2_GN_W], dgam[0], Q, "conv2.norm.weight") ||
-        write_grad(bn->p[DHF_BN_CONV2_GN_B], dbet[0], Q, "conv2.norm.bias"))
+    if (gn_backward(f, bn, DHF_BN_CONV2_GN_W, Q, ly->rs2, f->sa, f->sb, k[K_AL], k[K_KX],
+                    k[K_K0]))
         return -1;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
@@ -952,10 +956,8 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
                            f->dq2 + off, ly->r1 + off, k[K_X3A] + nc, k[K_X3B] + nc,
                            f->sa + nc, f->sb + nc, row, vt);
         }
-    gn_backward_coeffs(N, Q, G, (double)RR, g1, ly->rs1, f->sa, f->sb, k[K_AL], k[K_KX],
-                       k[K_K0], dgam[0], dbet[0]);
-    if (write_grad(bn->p[DHF_BN_CONV1_GN_W], dgam[0], Q, "conv1.norm.weight") ||
-        write_grad(bn->p[DHF_BN_CONV1_GN_B], dbet[0], Q, "conv1.norm.bias"))
+    if (gn_backward(f, bn, DHF_BN_CONV1_GN_W, Q, ly->rs1, f->sa, f->sb, k[K_AL], k[K_KX],
+                    k[K_K0]))
         return -1;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)

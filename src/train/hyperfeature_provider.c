@@ -187,7 +187,8 @@ static int load_network(hf_provider *p, const dhf_config *eval_cfg)
     ac.out_res = ccfg.output_resolution;
     for (int l = 0; l < id->num_layers; l++)
         ac.channels[l] = (int)id->layer_chw[l][0];
-    if (dhf_agg_order_parse(eval_cfg->aggregation_order, &ac.order) != 0)
+    dhf_dtype compute = DHF_F32;
+    if (dhf_agg_options_from_config(eval_cfg, p->dev, &ac, &compute) != 0)
         return -1;
     p->order = ac.order;
     if (dhf_aggregator_init(&p->own_net, &ac, 0) != 0)
@@ -200,9 +201,7 @@ static int load_network(hf_provider *p, const dhf_config *eval_cfg)
         entries[i] = (dhf_ckpt_entry){ .name = p->own_net.names[i], .param = p->own_net.params[i] };
     if (dhf_ckpt_load(p->ckpt_path, entries, n, NULL) != 0)
         return -1;
-    dhf_dtype compute = DHF_F32;
-    if (dhf_agg_mixed_precision_parse(eval_cfg->mixed_precision, p->dev, &compute) != 0 ||
-        dhf_aggregator_set_compute_dtype(&p->own_net, compute) != 0)
+    if (dhf_aggregator_set_compute_dtype(&p->own_net, compute) != 0)
         return -1;
     return dhf_train_to_device(&p->own_net, NULL, p->dev);
 }

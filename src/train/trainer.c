@@ -16,7 +16,6 @@
 #include "train/aggregator.h"
 #include "train/cache_check.h"
 #include "train/checkpoint.h"
-#include "train/fastnet.h"
 #include "train/heatmap.h"
 #include "train/optim.h"
 #include "train/pair_sampler.h"
@@ -137,12 +136,8 @@ static int setup_network(trainer *t)
     ac.out_res = t->cfg.output_resolution;
     for (int i = 0; i < l->num_layers; i++)
         ac.channels[i] = (int)l->layer_chw[i][0];
-    ac.order = t->order;
-    if (dhf_agg_kernels_parse(t->cfg.aggregation_kernels, &ac.kernels) != 0 ||
-        dhf_agg_conv_algo_parse(t->cfg.aggregation_conv_algorithm, &ac.conv_algo) != 0)
-        return -1;
     dhf_dtype compute = DHF_F32;
-    if (dhf_agg_mixed_precision_parse(t->cfg.mixed_precision, t->dev, &compute) != 0)
+    if (dhf_agg_options_from_config(&t->cfg, t->dev, &ac, &compute) != 0)
         return -1;
     if (dhf_aggregator_init(&t->net, &ac, (uint64_t)t->cfg.seed) != 0)
         return dhf_err_wrap("aggregation network");
@@ -445,9 +440,7 @@ static int run_loop(trainer *t, const dhf_train_options *opt, dhf_train_summary 
     }
     if (opt->progress && total > start) {
         /* which implementation runs the steps (the same gradients either way) */
-        const bool onednn = t->order == DHF_AGG_FAST && t->dev.type == DHF_CPU &&
-                            t->net.cfg.kernels != DHF_AGG_KERNELS_LIBTORCH &&
-                            t->net.bneck[0].compute_dtype == DHF_F32 && dhf_fastnet_available();
+        const bool onednn = t->order == DHF_AGG_FAST && dhf_aggregator_onednn_ready(&t->net);
         fprintf(stderr, "train: %s order on %s, %s convolutions; run folder %s\n",
                 dhf_agg_order_name(t->order),
                 onednn ? "oneDNN (src/train/fastnet.c)" : "libtorch autograd",
