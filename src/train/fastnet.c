@@ -652,6 +652,10 @@ int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tenso
         return dhf_err_set("fastnet: made for inference, it keeps no activations for a backward");
     if (!dhf_fastnet_fits(f, a, feats))
         return dhf_err_set("fastnet: the features do not have the shapes it was made for");
+    for (int i = 0; i < a->num_params; i++)
+        if (!pdata(a->params[i]) || dhf_get_dtype(a->params[i]) != DHF_F32)
+            return dhf_err_set("fastnet: parameter %s: expected a contiguous float32 CPU "
+                               "tensor", a->names[i]);
     if (ensure_scratch(f) || softmax_weights(f, a))
         return -1;
     const size_t RR = (size_t)f->R * f->R;
