@@ -220,7 +220,7 @@ static void run_order(const options *o, const variant *v, result *r)
 
     int n = o->warmup + o->steps;
     double wall[MAX_STEPS], fwd[MAX_STEPS], bwd[MAX_STEPS], upd[MAX_STEPS];
-    double pf[5][MAX_STEPS];
+    double pf[5 + DHF_FN_PASS_COUNT][MAX_STEPS];
     struct rusage ru0, ru1;
     for (int i = 0; i < n; i++) {
         if (i == o->warmup)
@@ -243,6 +243,8 @@ static void run_order(const options *o, const variant *v, result *r)
         pf[2][i] = fp.backward_s;
         pf[3][i] = fp.conv_backward_data_s;
         pf[4][i] = fp.conv_backward_weights_s;
+        for (int j = 0; j < DHF_FN_PASS_COUNT; j++)
+            pf[5 + j][i] = fp.pass_s[j];
         wall[i] = t3 - t0;
         fwd[i] = t1 - t0;
         bwd[i] = t2 - t1;
@@ -272,6 +274,8 @@ static void run_order(const options *o, const variant *v, result *r)
     r->prof.backward_s = median(pf[2] + o->warmup, o->steps);
     r->prof.conv_backward_data_s = median(pf[3] + o->warmup, o->steps);
     r->prof.conv_backward_weights_s = median(pf[4] + o->warmup, o->steps);
+    for (int j = 0; j < DHF_FN_PASS_COUNT; j++)
+        r->prof.pass_s[j] = median(pf[5 + j] + o->warmup, o->steps);
     r->ok = 1;
     return;
 fail:
@@ -458,6 +462,13 @@ int main(int argc, char **argv)
                p->forward_s, p->conv_forward_s, p->backward_s, p->conv_backward_data_s,
                p->conv_backward_weights_s, conv, 100.0 * conv / res[3].median,
                res[3].median - p->forward_s - p->backward_s);
+        printf("  row passes (medians, s, summed over the layers):");
+        double rows = 0;
+        for (int j = 0; j < DHF_FN_PASS_COUNT; j++) {
+            printf("%s %s %.3f", j ? "," : "", dhf_fastnet_pass_names[j], p->pass_s[j]);
+            rows += p->pass_s[j];
+        }
+        printf("; in all %.3f\n", rows);
     }
     bool any = false;
     for (int b = 0; b < 2; b++)

@@ -65,6 +65,10 @@ struct dhf_fastnet {
 
 bool dhf_fastnet_available(void) { return dhf_dconv_available(); }
 
+const char *const dhf_fastnet_pass_names[DHF_FN_PASS_COUNT] = {
+    "pack", "gn1 stats", "r1", "gn2 stats", "r2", "gn3+gns stats", "output",
+    "bwd output sums", "bwd output grads", "bwd gn2", "bwd gn1"};
+
 static double now_s(void)
 {
     struct timespec t;
@@ -89,6 +93,14 @@ static int conv_run(dhf_fastnet *f, conv_op op, dhf_dconv *c, const float *a, co
       : op == CONV_BWD_DATA ? &f->prof.conv_backward_data_s
                             : &f->prof.conv_backward_weights_s) += dt;
     return rc;
+}
+
+/* adds the time since *t to pass `id` and restarts *t */
+static void pass_done(dhf_fastnet *f, int id, double *t)
+{
+    double n = now_s();
+    f->prof.pass_s[id] += n - *t;
+    *t = n;
 }
 
 void dhf_fastnet_get_profile(const dhf_fastnet *f, dhf_fastnet_profile *p)
@@ -560,17 +572,21 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     const size_t RR = (size_t)R * R, hw = (size_t)ly->h * ly->w, C = (size_t)ly->C;
     float *const *k = f->k;
 
+    double t = now_s();
     dhf_blk_pack(x, N, ly->C, ly->h, ly->w, ly->xb);
+    pass_done(f, DHF_FN_PASS_PACK, &t);
     memcpy(f->w_in, pdata(bn->p[DHF_BN_CONV1_W]), sizeof(float) * Q * C);
     memcpy(f->w_in + Q * C, pdata(bn->p[DHF_BN_SHORT_W]), sizeof(float) * P * C);
     if (conv_run(f, CONV_FWD, ly->conv_in, ly->xb, f->w_in, ly->y))
         return dhf_err_wrap("conv1+shortcut");
 
     /* r1 = relu(GN1(U y1)) */
+    t = now_s();
     resized_sums(f, ly, 0, Q, f->sa, f->sb);
     gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu1, ly->rs1);
     gn_coeffs(N, Q, G, ly->mu1, ly->rs1, pdata(bn->p[DHF_BN_CONV1_GN_W]),
               pdata(bn->p[DHF_BN_CONV1_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+    pass_done(f, DHF_FN_PASS_GN1_STATS, &t);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Qb; cb++) {
@@ -580,24 +596,29 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
                                      R, k[K_A3] + nc, k[K_B3] + nc,
                                      ly->r1 + ((size_t)n * Qb + cb) * RR * BLK, row, vt);
         }
+    pass_done(f, DHF_FN_PASS_R1, &t);
 
     /* r2 = relu(GN2(conv2(r1))) */
     if (conv_run(f, CONV_FWD, f->conv2, ly->r1, pdata(bn->p[DHF_BN_CONV2_W]), ly->c2))
         return dhf_err_wrap("conv2");
+    t = now_s();
     plane_sums(f, ly->c2, Q, f->sa, f->sb);
     gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu2, ly->rs2);
     gn_coeffs(N, Q, G, ly->mu2, ly->rs2, pdata(bn->p[DHF_BN_CONV2_GN_W]),
               pdata(bn->p[DHF_BN_CONV2_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+    pass_done(f, DHF_FN_PASS_GN2_STATS, &t);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Qb; cb++) {
             const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
             plane_affine_relu(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc, ly->r2 + off);
         }
+    pass_done(f, DHF_FN_PASS_R2, &t);
 
     /* c3 = conv3(r2); statistics of c3 and of U ys */
     if (conv_run(f, CONV_FWD, f->conv3, ly->r2, pdata(bn->p[DHF_BN_CONV3_W]), ly->c3))
         return dhf_err_wrap("conv3");
+    t = now_s();
     plane_sums(f, ly->c3, P, f->sa, f->sb);
     gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mu3, ly->rs3);
     gn_coeffs(N, P, G, ly->mu3, ly->rs3, pdata(bn->p[DHF_BN_CONV3_GN_W]),
@@ -606,6 +627,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mus, ly->rss);
     gn_coeffs(N, P, G, ly->mus, ly->rss, pdata(bn->p[DHF_BN_SHORT_GN_W]),
               pdata(bn->p[DHF_BN_SHORT_GN_B]), k[K_AS], k[K_BS], NULL, NULL);
+    pass_done(f, DHF_FN_PASS_GN3_STATS, &t);
 
     /* desc[b] += w[s*L + l] * relu(GN3(c3) + GNs(U ys)); a thread owns a (b, cb) plane */
 #pragma omp parallel for collapse(2) schedule(static)
@@ -622,6 +644,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
                              f->desc + ((size_t)b * Pb + cb) * RR * BLK, row, vt);
             }
         }
+    pass_done(f, DHF_FN_PASS_OUTPUT, &t);
     return 0;
 }
 
@@ -648,6 +671,8 @@ int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tenso
     f->have_activations = false;
     const double t0 = now_s();
     f->prof.forward_s = f->prof.conv_forward_s = 0;
+    for (int i = 0; i < DHF_FN_PASS_B_OUT_SUMS; i++)
+        f->prof.pass_s[i] = 0;
     if (for_backward && !f->training)
         return dhf_err_set("fastnet: made for inference, it keeps no activations for a backward");
     if (!dhf_fastnet_fits(f, a, feats))
@@ -788,7 +813,8 @@ DHF_HOT static double plane_out_sums(const float *restrict c3, const float *rest
     return total;
 }
 
-/* dc3 (written) and dys (accumulated at native resolution) of one sample and block */
+/* dc3 (written, streamed) and dys (at native resolution: accumulated, or written when
+ * the resize is the identity) of one sample and block */
 DHF_HOT static void plane_out_grads(const float *restrict c3, const float *restrict ys,
                                     const float *restrict gd, const dhf_bilin1d *ty,
                                     const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
@@ -801,18 +827,21 @@ DHF_HOT static void plane_out_grads(const float *restrict c3, const float *restr
     const v16 m3 = vkx * V16_LOAD(o->x3a), c3k = vkx * V16_LOAD(o->x3b) + V16_LOAD(o->k0);
     const v16 ms = vkxs * V16_LOAD(o->xsa), csk = vkxs * V16_LOAD(o->xsb) + V16_LOAD(o->k0s);
     const v16 al = ws * V16_LOAD(o->al), als = ws * V16_LOAD(o->als);
+    const bool ident = ty->identity && tx->identity;
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(ys, ty, tx, oy, row, vt);
         const size_t ro = (size_t)oy * R * BLK;
+        float *gs = ident ? dys + ro : row2;
         for (int i = 0; i < R; i++) {
             const size_t e = ro + (size_t)i * BLK;
             const v16 c = V16_LOAD(c3 + e), u = V16_LOAD(r + i * BLK);
             const v16 z = va3 * c + vas * u + vbb;
             const v16 g = V16_WHERE_POS(z, V16_LOAD(gd + e));     /* dz / ws */
-            V16_STORE(dc3 + e, al * g + m3 * c + c3k);
-            V16_STORE(row2 + i * BLK, als * g + ms * u + csk);
+            V16_STREAM(dc3 + e, al * g + m3 * c + c3k);
+            V16_STORE(gs + i * BLK, als * g + ms * u + csk);
         }
-        dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dys, vt);
+        if (!ident)
+            dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dys, vt);
     }
 }
 
@@ -835,7 +864,8 @@ DHF_HOT static void plane_gn1_sums(const float *restrict plane, const dhf_bilin1
     }
 }
 
-/* dy1 (native, accumulated) = U^T (al d + kx (U y1)^ + k0) */
+/* dy1 (native; accumulated, or written when the resize is the identity)
+ * = U^T (al d + kx (U y1)^ + k0) */
 DHF_HOT static void plane_gn1_grad(const float *restrict plane, const dhf_bilin1d *ty,
                                    const dhf_bilin1d *tx, int R, const float *restrict d,
                                    const float *restrict xa, const float *restrict xb,
@@ -845,13 +875,16 @@ DHF_HOT static void plane_gn1_grad(const float *restrict plane, const dhf_bilin1
 {
     const v16 vkx = V16_LOAD(kx), m = vkx * V16_LOAD(xa);
     const v16 c = vkx * V16_LOAD(xb) + V16_LOAD(k0), val = V16_LOAD(al);
+    const bool ident = ty->identity && tx->identity;
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
         const float *dr = d + (size_t)oy * R * BLK;
+        float *out = ident ? dplane + (size_t)oy * R * BLK : row2;
         for (int i = 0; i < R; i++)
-            V16_STORE(row2 + i * BLK,
+            V16_STORE(out + i * BLK,
                       val * V16_LOAD(dr + i * BLK) + m * V16_LOAD(r + i * BLK) + c);
-        dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dplane, vt);
+        if (!ident)
+            dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dplane, vt);
     }
 }
 
@@ -871,6 +904,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
     gn_coeffs(N, P, G, ly->mus, ly->rss, gs, bes, k[K_AS], k[K_BS], k[K_XSA], k[K_XSB]);
 
     /* 1. the output ReLU: sums for GN3 / GNs and dloss/dw[s*L + l] */
+    double t = now_s();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < f->B; b++)
         for (int cb = 0; cb < Pb; cb++) {
@@ -897,10 +931,15 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         gn_backward(f, bn, DHF_BN_SHORT_GN_W, P, ly->rss, f->sa, f->sc, k[K_ALS], k[K_KXS],
                     k[K_K0S]))
         return -1;
+    pass_done(f, DHF_FN_PASS_B_OUT_SUMS, &t);
 
-    /* 2. dc3 (into dbig) and dys (native, into dy's shortcut blocks) */
-    memset(f->dy, 0, sizeof(float) * (size_t)N * (Q + P) * hw);
-#pragma omp parallel for collapse(2) schedule(static)
+    /* 2. dc3 (into dbig) and dys (native, into dy's shortcut blocks); at native
+     * resolution R every pixel of dy is written once, else the adjoints accumulate */
+    if (!(ly->ty.identity && ly->tx.identity))
+        memset(f->dy, 0, sizeof(float) * (size_t)N * (Q + P) * hw);
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static) nowait
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Pb; cb++) {
             float *row = my_scratch(f), *row2 = row + (size_t)R * BLK, *vt = row2 + (size_t)R * BLK;
@@ -912,6 +951,9 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
                             f->wsoft[s * L + l], f->dbig + ((size_t)n * Pb + cb) * RR * BLK,
                             f->dy + ((size_t)n * Yb + Qb + cb) * hw * BLK, row, row2, vt);
         }
+    V16_STREAM_FENCE();
+    }
+    pass_done(f, DHF_FN_PASS_B_OUT_GRADS, &t);
 
     /* 3. conv3 backward: dr2 -> dq1, dW3 */
     if (conv_run(f, CONV_BWD_DATA, f->conv3, f->dbig, pdata(bn->p[DHF_BN_CONV3_W]), f->dq1) ||
@@ -921,6 +963,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         return -1;
 
     /* 4. through relu(GN2): dc2 in place in dq1 */
+    t = now_s();
     const float *g2 = pdata(bn->p[DHF_BN_CONV2_GN_W]), *be2 = pdata(bn->p[DHF_BN_CONV2_GN_B]);
     gn_coeffs(N, Q, G, ly->mu2, ly->rs2, g2, be2, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -940,6 +983,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
             plane_gn_grad(f->dq1 + off, ly->c2 + off, RR, k[K_X3A] + nc, k[K_X3B] + nc,
                           k[K_AL] + nc, k[K_KX] + nc, k[K_K0] + nc);
         }
+    pass_done(f, DHF_FN_PASS_B_GN2, &t);
 
     /* 5. conv2 backward: dr1 -> dq2, dW2 */
     if (conv_run(f, CONV_BWD_DATA, f->conv2, f->dq1, pdata(bn->p[DHF_BN_CONV2_W]), f->dq2) ||
@@ -949,6 +993,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
         return -1;
 
     /* 6. through relu(GN1(U y1)): sums over the recomputed U y1, then dy1 = U^T du1 */
+    t = now_s();
     const float *g1 = pdata(bn->p[DHF_BN_CONV1_GN_W]), *be1 = pdata(bn->p[DHF_BN_CONV1_GN_B]);
     gn_coeffs(N, Q, G, ly->mu1, ly->rs1, g1, be1, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -973,6 +1018,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
                            k[K_KX] + nc, k[K_K0] + nc, f->dy + ((size_t)n * Yb + cb) * hw * BLK,
                            row, row2, vt);
         }
+    pass_done(f, DHF_FN_PASS_B_GN1, &t);
 
     /* 7. conv1 and shortcut weights from dy and the input */
     if (conv_run(f, CONV_BWD_WEIGHTS, ly->conv_in, ly->xb, f->dy, f->dw_in))
@@ -991,6 +1037,8 @@ int dhf_fastnet_backward(dhf_fastnet *f, dhf_aggregator *a, const float *gdesc)
     f->have_activations = false;
     const double t0 = now_s();
     f->prof.backward_s = f->prof.conv_backward_data_s = f->prof.conv_backward_weights_s = 0;
+    for (int i = DHF_FN_PASS_B_OUT_SUMS; i < DHF_FN_PASS_COUNT; i++)
+        f->prof.pass_s[i] = 0;
     if (ensure_scratch(f))
         return -1;
     dhf_blk_pack(gdesc, f->B, f->P, f->R, f->R, f->gdesc);

@@ -38,9 +38,17 @@ bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_aggregator *a, const dhf_t
 void dhf_fastnet_free(dhf_fastnet *f);                 /* NULL ok */
 /* Wall seconds of the last dhf_fastnet_forward / _backward, and the parts of them
  * spent in oneDNN convolutions (the rest: packing, the row passes, GN bookkeeping). */
+enum {
+    DHF_FN_PASS_PACK, DHF_FN_PASS_GN1_STATS, DHF_FN_PASS_R1, DHF_FN_PASS_GN2_STATS,
+    DHF_FN_PASS_R2, DHF_FN_PASS_GN3_STATS, DHF_FN_PASS_OUTPUT, DHF_FN_PASS_B_OUT_SUMS,
+    DHF_FN_PASS_B_OUT_GRADS, DHF_FN_PASS_B_GN2, DHF_FN_PASS_B_GN1, DHF_FN_PASS_COUNT
+};
+/* "pack", "gn1 stats", ...: what each pass_s[] entry times */
+extern const char *const dhf_fastnet_pass_names[DHF_FN_PASS_COUNT];
 typedef struct {
     double forward_s, conv_forward_s;
     double backward_s, conv_backward_data_s, conv_backward_weights_s;
+    double pass_s[DHF_FN_PASS_COUNT];   /* the row passes, summed over the layers */
 } dhf_fastnet_profile;
 void dhf_fastnet_get_profile(const dhf_fastnet *f, dhf_fastnet_profile *p);
 
