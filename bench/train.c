@@ -25,10 +25,13 @@
  * resize, the S*L mixing scalings, softmax) is not counted (< 2%).
  *
  * Runtime environment (read by the libraries only at start-up, so the bench sets it and
- * re-executes itself once, unless the variables are already set; the header prints
- * what ran):
- *  - OMP_WAIT_POLICY=PASSIVE: libgomp's spin-waiting threads waste their time slices
- *    at every barrier whenever the 2 cores are shared;
+ * re-executes itself once, unless the variable is already set; the header prints what
+ * ran):
+ *  - OMP_WAIT_POLICY is left alone: libgomp's default (spin briefly at a barrier, then
+ *    sleep) is what `dhf train` runs with, and every row runs with the same. Measured
+ *    here with PASSIVE (sleep at once): the oneDNN step 2.45-2.54 s instead of
+ *    2.28-2.35 s (hundreds of parallel regions a step, each waking the other thread),
+ *    AdamW 0.025 s instead of 0.007 s;
  *  - OPENBLAS_CORETYPE=SkylakeX on CPUs with AVX-512: OpenBLAS 0.3.21 does not know
  *    this CPU (AMD family 26) and falls back to its AVX2 (Haswell) kernels; the
  *    matrix products that do not go through oneDNN run ~1.7x faster with AVX-512.
@@ -341,10 +344,6 @@ static int usage(const char *msg)
 int main(int argc, char **argv)
 {
     int reexec = 0;
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        reexec = 1;
-    }
 #if defined(__x86_64__) && defined(__GNUC__)
     if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f")) {
         setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
@@ -408,7 +407,7 @@ int main(int argc, char **argv)
                                                 "shim caching allocator" };
     printf("  libtorch %s, threads %d (0 = all cores), OMP_WAIT_POLICY=%s, OPENBLAS_CORETYPE=%s\n",
            dhf_torch_version(), o.threads,
-           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-",
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset (libgomp default)",
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-");
     printf("  memory: %s (the row straightforward/glibc: glibc's malloc as a plain program)\n",
            malloc_name[o.tuned_malloc]);
