@@ -20,42 +20,49 @@ int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_c
     return 0;
 }
 
+/* index of s among names[0..n), or -1 with "key: expected "a", "b" or "c", got "s"" */
+static int choice_index(const char *key, const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s && strcmp(s, names[i]) == 0)
+            return i;
+    char expected[160] = "";
+    size_t used = 0;
+    for (int i = 0; i < n && used < sizeof expected; i++)
+        used += (size_t)snprintf(expected + used, sizeof expected - used, "%s\"%s\"",
+                                 i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+    dhf_err_set("%s: expected %s, got \"%s\"", key, expected, s ? s : "(null)");
+    return -1;
+}
+
 int dhf_agg_order_parse(const char *s, dhf_agg_order *out)
 {
-    if (s && strcmp(s, "fast") == 0) {
-        *out = DHF_AGG_FAST;
-        return 0;
-    }
-    if (s && strcmp(s, "straightforward") == 0) {
-        *out = DHF_AGG_STRAIGHTFORWARD;
-        return 0;
-    }
-    return dhf_err_set("aggregation_order: expected \"fast\" or \"straightforward\", got \"%s\"",
-                       s ? s : "(null)");
+    static const char *const names[] = { "fast", "straightforward" };
+    const int i = choice_index("aggregation_order", s, names, 2);
+    if (i < 0)
+        return -1;
+    *out = i == 0 ? DHF_AGG_FAST : DHF_AGG_STRAIGHTFORWARD;
+    return 0;
 }
 
 int dhf_agg_kernels_parse(const char *s, dhf_agg_kernels *out)
 {
     static const char *const names[] = { "auto", "libtorch", "onednn" };
-    for (int i = 0; i < 3; i++)
-        if (s && strcmp(s, names[i]) == 0) {
-            *out = (dhf_agg_kernels)i;
-            return 0;
-        }
-    return dhf_err_set("aggregation_kernels: expected \"auto\", \"libtorch\" or \"onednn\", "
-                       "got \"%s\"", s ? s : "(null)");
+    const int i = choice_index("aggregation_kernels", s, names, 3);
+    if (i < 0)
+        return -1;
+    *out = (dhf_agg_kernels)i;
+    return 0;
 }
 
 int dhf_agg_conv_algo_parse(const char *s, int *out)
 {
     static const char *const names[] = { "auto", "direct", "winograd" };
-    for (int i = 0; i < 3; i++)
-        if (s && strcmp(s, names[i]) == 0) {
-            *out = i; /* DHF_DCONV_AUTO, _DIRECT, _WINOGRAD */
-            return 0;
-        }
-    return dhf_err_set("aggregation_conv_algorithm: expected \"auto\", \"direct\" or "
-                       "\"winograd\", got \"%s\"", s ? s : "(null)");
+    const int i = choice_index("aggregation_conv_algorithm", s, names, 3);
+    if (i < 0)
+        return -1;
+    *out = i; /* DHF_DCONV_AUTO, _DIRECT, _WINOGRAD */
+    return 0;
 }
 
 const char *dhf_agg_order_name(dhf_agg_order o)
@@ -151,17 +158,13 @@ int dhf_aggregator_set_compute_dtype(dhf_aggregator *a, dhf_dtype dt)
 
 int dhf_agg_mixed_precision_parse(const char *s, dhf_device dev, dhf_dtype *out)
 {
-    if (s && strcmp(s, "auto") == 0)
-        *out = dev.type == DHF_CUDA ? DHF_BF16 : DHF_F32;
-    else if (s && strcmp(s, "off") == 0)
-        *out = DHF_F32;
-    else if (s && strcmp(s, "bf16") == 0)
-        *out = DHF_BF16;
-    else if (s && strcmp(s, "fp16") == 0)
-        *out = DHF_F16;
-    else
-        return dhf_err_set("mixed_precision: expected \"auto\", \"off\", \"bf16\" or "
-                           "\"fp16\", got \"%s\"", s ? s : "(null)");
+    static const char *const names[] = { "auto", "off", "bf16", "fp16" };
+    const dhf_dtype dtypes[] = { dev.type == DHF_CUDA ? DHF_BF16 : DHF_F32, DHF_F32, DHF_BF16,
+                                 DHF_F16 };
+    const int i = choice_index("mixed_precision", s, names, 4);
+    if (i < 0)
+        return -1;
+    *out = dtypes[i];
     return 0;
 }
 

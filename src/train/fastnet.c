@@ -416,6 +416,16 @@ static void gn_coeffs(int N, int C, int G, const double *mu, const double *rs,
         }
 }
 
+/* GroupNorm gn_w of bn (weight; bias at gn_w + 1) over C channels from the per-channel
+ * sums in f->sa, f->sb: mu, rs written, and the forward affine GN(x) = a x + b */
+static void gn_fit(const dhf_fastnet *f, const dhf_bottleneck *bn, int gn_w, int C, double *mu,
+                   double *rs, float *a, float *b)
+{
+    gn_stats(f->N, C, f->G, (double)f->R * f->R, f->sa, f->sb, mu, rs);
+    gn_coeffs(f->N, C, f->G, mu, rs, pdata(bn->p[gn_w]), pdata(bn->p[gn_w + 1]), a, b, NULL,
+              NULL);
+}
+
 static int write_grad(dhf_tensor param, const float *g, size_t n, const char *what)
 {
     dhf_tensor gt = NULL;
@@ -567,7 +577,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
 {
     fn_layer *ly = &f->layer[l];
     const dhf_bottleneck *bn = &a->bneck[l];
-    const int N = f->N, Q = f->Q, P = f->P, R = f->R, G = f->G, S = f->S, L = f->L;
+    const int N = f->N, Q = f->Q, P = f->P, R = f->R, S = f->S, L = f->L;
     const int Qb = Q / BLK, Pb = P / BLK, Yb = Qb + Pb;
     const size_t RR = (size_t)R * R, hw = (size_t)ly->h * ly->w, C = (size_t)ly->C;
     float *const *k = f->k;
@@ -583,9 +593,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     /* r1 = relu(GN1(U y1)) */
     t = now_s();
     resized_sums(f, ly, 0, Q, f->sa, f->sb);
-    gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu1, ly->rs1);
-    gn_coeffs(N, Q, G, ly->mu1, ly->rs1, pdata(bn->p[DHF_BN_CONV1_GN_W]),
-              pdata(bn->p[DHF_BN_CONV1_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+    gn_fit(f, bn, DHF_BN_CONV1_GN_W, Q, ly->mu1, ly->rs1, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN1_STATS, &t);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
@@ -603,9 +611,7 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         return dhf_err_wrap("conv2");
     t = now_s();
     plane_sums(f, ly->c2, Q, f->sa, f->sb);
-    gn_stats(N, Q, G, (double)RR, f->sa, f->sb, ly->mu2, ly->rs2);
-    gn_coeffs(N, Q, G, ly->mu2, ly->rs2, pdata(bn->p[DHF_BN_CONV2_GN_W]),
-              pdata(bn->p[DHF_BN_CONV2_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+    gn_fit(f, bn, DHF_BN_CONV2_GN_W, Q, ly->mu2, ly->rs2, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN2_STATS, &t);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
@@ -620,13 +626,9 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         return dhf_err_wrap("conv3");
     t = now_s();
     plane_sums(f, ly->c3, P, f->sa, f->sb);
-    gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mu3, ly->rs3);
-    gn_coeffs(N, P, G, ly->mu3, ly->rs3, pdata(bn->p[DHF_BN_CONV3_GN_W]),
-              pdata(bn->p[DHF_BN_CONV3_GN_B]), k[K_A3], k[K_B3], NULL, NULL);
+    gn_fit(f, bn, DHF_BN_CONV3_GN_W, P, ly->mu3, ly->rs3, k[K_A3], k[K_B3]);
     resized_sums(f, ly, Qb, P, f->sa, f->sb);
-    gn_stats(N, P, G, (double)RR, f->sa, f->sb, ly->mus, ly->rss);
-    gn_coeffs(N, P, G, ly->mus, ly->rss, pdata(bn->p[DHF_BN_SHORT_GN_W]),
-              pdata(bn->p[DHF_BN_SHORT_GN_B]), k[K_AS], k[K_BS], NULL, NULL);
+    gn_fit(f, bn, DHF_BN_SHORT_GN_W, P, ly->mus, ly->rss, k[K_AS], k[K_BS]);
     pass_done(f, DHF_FN_PASS_GN3_STATS, &t);
 
     /* desc[b] += w[s*L + l] * relu(GN3(c3) + GNs(U ys)); a thread owns a (b, cb) plane */
