@@ -39,7 +39,7 @@
  * usage: bench_train [--steps N] [--warmup N] [--S N] [--threads N]
  *                    [--order fast|straightforward|both] [--malloc cache|tuned|default]
  *                    [--kernels libtorch|onednn|both] [--conv-algo auto|direct|winograd]
- *                    [--recompute N]
+ *                    [--conv1x1 auto|own|onednn] [--recompute N]
  * --malloc: cache = the shim's caching CPU allocator (what dhf train uses; the
  * default), tuned = glibc with mallopt (no mmap, no trim; memtune.h), default =
  * glibc as configured. */
@@ -82,6 +82,7 @@ typedef struct {
     int recompute;       /* fast order: layers recomputed in the backward (step.h) */
     int kernels;         /* fast order: bit 0 libtorch autograd, bit 1 oneDNN (fastnet.h) */
     int conv_algo;       /* oneDNN 3x3: 0 auto, 1 direct, 2 winograd */
+    int conv1x1;         /* dhf_agg_conv1x1: 0 auto, 1 own, 2 onednn */
 } options;
 
 /* one row of the table: an order, for the fast order who runs it, and whether the
@@ -211,7 +212,8 @@ static void run_order(const options *o, const variant *v, result *r)
     dhf_agg_config cfg = { .num_layers = L_SD, .num_timesteps = o->S, .proj_dim = P_SD,
                            .out_res = R_SD, .order = order,
                            .recompute_layers = order == DHF_AGG_FAST ? o->recompute : 0,
-                           .kernels = v->kernels, .conv_algo = o->conv_algo };
+                           .kernels = v->kernels, .conv_algo = o->conv_algo,
+                           .conv1x1 = (dhf_agg_conv1x1)o->conv1x1 };
     memcpy(cfg.channels, sd_channels, sizeof sd_channels);
     dhf_aggregator a;
     dhf_agg_adamw opt;
@@ -336,6 +338,8 @@ static int usage(const char *msg)
                     "fast order]\n"
                     "                   [--conv-algo auto|direct|winograd (auto): oneDNN 3x3 "
                     "convolutions]\n"
+                    "                   [--conv1x1 auto|own|onednn (auto): 1x1 convolutions of "
+                    "the oneDNN step]\n"
                     "                   [--recompute N (0): fast order on libtorch, layers whose "
                     "graph is rebuilt in the backward]\n");
     return 2;
@@ -353,7 +357,8 @@ int main(int argc, char **argv)
     if (reexec)
         execv("/proc/self/exe", argv);   /* on failure: go on with the inherited setup */
     options o = { .steps = 4, .warmup = 2, .S = 11, .threads = 0, .orders = 3,
-                  .tuned_malloc = 2, .recompute = 0, .kernels = 3, .conv_algo = 0 };
+                  .tuned_malloc = 2, .recompute = 0, .kernels = 3, .conv_algo = 0,
+                  .conv1x1 = 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -380,7 +385,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--conv-algo"))
             o.conv_algo = !strcmp(v, "auto") ? 0 : !strcmp(v, "direct") ? 1
                         : !strcmp(v, "winograd") ? 2 : -1;
-        else if (!strcmp(a, "--malloc")) {
+        else if (!strcmp(a, "--conv1x1")) {
+            dhf_agg_conv1x1 c1;
+            if (dhf_agg_conv1x1_parse(v, &c1))
+                return usage("--conv1x1: expected auto, own or onednn");
+            o.conv1x1 = (int)c1;
+        } else if (!strcmp(a, "--malloc")) {
             o.tuned_malloc = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0
                            : !strcmp(v, "cache") ? 2 : -1;
             if (o.tuned_malloc < 0)
@@ -412,9 +422,10 @@ int main(int argc, char **argv)
     printf("  memory: %s (the row straightforward/glibc: glibc's malloc as a plain program)\n",
            malloc_name[o.tuned_malloc]);
     static const char *const algo_name[3] = { "auto", "direct", "winograd" };
+    static const char *const c1_name[3] = { "auto", "own", "onednn" };
     printf("  %d warm-up + %d timed steps per row; fast (libtorch) recomputes %d layer(s) in the "
-           "backward; oneDNN 3x3 algorithm: %s\n", o.warmup, o.steps, o.recompute,
-           algo_name[o.conv_algo]);
+           "backward; oneDNN step: 3x3 %s, 1x1 %s\n", o.warmup, o.steps, o.recompute,
+           algo_name[o.conv_algo], c1_name[o.conv1x1]);
     fflush(stdout);
 
     result res[N_VARIANTS];

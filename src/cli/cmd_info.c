@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "shim/torch_shim.h"
+#include "train/conv1x1.h"
 #include "train/fastnet.h"
 
 #include <cjson/cJSON.h>
@@ -140,6 +141,10 @@ int dhf_cmd_info(int argc, char **argv)
     printf("oneDNN     %s\n", dhf_fastnet_available()
                                  ? "training step on oneDNN (libdnnl, src/train/fastnet.c)"
                                  : "not built in (training step on libtorch autograd)");
+    if (dhf_fastnet_available())
+        printf("conv 1x1   %s\n", dhf_c1x1_supported()
+                                     ? "dhf's AVX-512 kernels (src/train/conv1x1.c) in that step"
+                                     : "no AVX-512F here: oneDNN's in that step");
     if (probe)
         printf("matmul     %.1f GFLOP/s (1024x1024 f32, best of 5)%s\n", gflops,
                gflops > 0 && gflops < 20 ? "  <- slow: install libopenblas0-pthread" : "");

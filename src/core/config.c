@@ -136,6 +136,11 @@ const dhf_cfg_key dhf_config_keys[] = {
            "3x3 convolutions of the oneDNN step: winograd (F(4x4, 3x3), ~2x fewer "
            "multiplications, float32 rounding differs slightly from direct) or direct; "
            "auto = winograd where oneDNN has it for this CPU."),
+    K_ENUM("aggregation_conv1x1", aggregation_conv1x1, "auto", "auto|own|onednn", S_TRAIN,
+           "1x1 convolutions of the oneDNN step (conv1 + shortcut and conv3 forward, conv3 "
+           "backward-data): own = dhf's AVX-512 register-tiled kernels (src/train/"
+           "conv1x1.c, with GroupNorm's sums fused into conv3), onednn = oneDNN's jit_1x1; "
+           "auto = own where the CPU has AVX-512F. Same results up to float32 rounding."),
     K_ENUM("mixed_precision", mixed_precision, "auto", "auto|off|bf16|fp16", S_TRAIN,
            "Dtype of the bottleneck convolutions in training and evaluation (inputs and "
            "weights cast, outputs back to float32; GroupNorm, loss and parameters stay "

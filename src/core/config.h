@@ -57,6 +57,7 @@ typedef struct {
     char aggregation_order[32];        /* "fast" | "straightforward" (same result) */
     char aggregation_kernels[32];      /* "auto" | "onednn" | "libtorch" (fast order, CPU) */
     char aggregation_conv_algorithm[32]; /* "auto" | "winograd" | "direct" (oneDNN 3x3) */
+    char aggregation_conv1x1[32];        /* "auto" | "own" | "onednn" */
     char mixed_precision[16];          /* "auto" | "off" | "bf16" | "fp16" (auto: bf16 on CUDA) */
     char checkpoint_metric[32];        /* "pck_img" | "pck_bbox" */
 

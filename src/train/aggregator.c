@@ -15,6 +15,7 @@ int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_c
     if (dhf_agg_order_parse(cfg->aggregation_order, &ac->order) != 0 ||
         dhf_agg_kernels_parse(cfg->aggregation_kernels, &ac->kernels) != 0 ||
         dhf_agg_conv_algo_parse(cfg->aggregation_conv_algorithm, &ac->conv_algo) != 0 ||
+        dhf_agg_conv1x1_parse(cfg->aggregation_conv1x1, &ac->conv1x1) != 0 ||
         dhf_agg_mixed_precision_parse(cfg->mixed_precision, dev, compute) != 0)
         return -1;
     return 0;
@@ -62,6 +63,16 @@ int dhf_agg_conv_algo_parse(const char *s, int *out)
     if (i < 0)
         return -1;
     *out = i; /* DHF_DCONV_AUTO, _DIRECT, _WINOGRAD */
+    return 0;
+}
+
+int dhf_agg_conv1x1_parse(const char *s, dhf_agg_conv1x1 *out)
+{
+    static const char *const names[] = { "auto", "own", "onednn" };
+    const int i = choice_index("aggregation_conv1x1", s, names, 3);
+    if (i < 0)
+        return -1;
+    *out = (dhf_agg_conv1x1)i;
     return 0;
 }
 

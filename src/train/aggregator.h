@@ -32,6 +32,12 @@ typedef enum {
     DHF_AGG_KERNELS_AUTO = 0, DHF_AGG_KERNELS_LIBTORCH = 1, DHF_AGG_KERNELS_ONEDNN = 2
 } dhf_agg_kernels;
 
+/* Who runs the 1x1 convolutions of that step: dhf's AVX-512 kernels (conv1x1.h) where
+ * the CPU has AVX-512F (AUTO), or oneDNN's. */
+typedef enum {
+    DHF_AGG_1X1_AUTO = 0, DHF_AGG_1X1_OWN = 1, DHF_AGG_1X1_ONEDNN = 2
+} dhf_agg_conv1x1;
+
 struct dhf_fastnet;
 
 typedef struct {
@@ -48,6 +54,7 @@ typedef struct {
     int recompute_layers;
     dhf_agg_kernels kernels;               /* fast order on the CPU: see above */
     int conv_algo;                         /* oneDNN 3x3: dhf_dconv_algo (0 = auto) */
+    dhf_agg_conv1x1 conv1x1;               /* 1x1 convolutions of the oneDNN step */
 } dhf_agg_config;
 
 typedef struct {
@@ -68,7 +75,7 @@ typedef struct {
 } dhf_aggregator;
 
 /* The run-time choices of the config (aggregation_order, aggregation_kernels,
- * aggregation_conv_algorithm) into *ac, and mixed_precision on `dev` into *compute
+ * aggregation_conv_algorithm, aggregation_conv1x1) into *ac, and mixed_precision on `dev` into *compute
  * (for dhf_aggregator_set_compute_dtype). Errors name the key and the choices. */
 int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_config *ac,
                                 dhf_dtype *compute);
@@ -77,6 +84,8 @@ int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_c
 int dhf_agg_kernels_parse(const char *s, dhf_agg_kernels *out);
 /* "auto" | "direct" | "winograd" (config key aggregation_conv_algorithm) -> dhf_dconv_algo */
 int dhf_agg_conv_algo_parse(const char *s, int *out);
+/* "auto" | "own" | "onednn" (config key aggregation_conv1x1) */
+int dhf_agg_conv1x1_parse(const char *s, dhf_agg_conv1x1 *out);
 
 /* "fast" | "straightforward" (config key aggregation_order). */
 int dhf_agg_order_parse(const char *s, dhf_agg_order *out);

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "train/blk_ops.h"
 #include "train/blocked.h"
+#include "train/conv1x1.h"
 #include "train/simd16.h"
 
 #define BLK DHF_BLK
@@ -25,6 +26,8 @@ typedef struct {
     dhf_bilin1d ty, tx;
     dhf_dconv *conv_in;            /* shared with other layers of the same shape */
     bool owns_conv_in;
+    dhf_c1x1 *own_in;              /* its forward on conv1x1.h (NULL: oneDNN); shared too */
+    bool owns_own_in;
     bool owns_acts;                /* xb .. c3 below (inference: layer 0's, shared) */
     float *xb;                     /* [N, C, h, w] blocked input */
     float *y;                      /* [N, Q + P, h, w]: conv1 then shortcut */
@@ -43,6 +46,7 @@ struct dhf_fastnet {
     bool training;                 /* activations per layer and backward buffers */
     fn_layer layer[DHF_AGG_MAX_LAYERS];
     dhf_dconv *conv2, *conv3;
+    dhf_c1x1 *own3;                /* conv3 forward + GN3 sums, backward-data (or NULL) */
     float *desc, *gdesc;           /* [B, P, R, R] blocked */
     float *dbig;                   /* [N, P, R, R] */
     float *dq1, *dq2;              /* [N, Q, R, R] */
@@ -81,6 +85,14 @@ static double now_s(void)
  * out = dw) */
 typedef enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHTS } conv_op;
 
+static void conv_timed(dhf_fastnet *f, conv_op op, double t0)
+{
+    const double dt = now_s() - t0;
+    *(op == CONV_FWD        ? &f->prof.conv_forward_s
+      : op == CONV_BWD_DATA ? &f->prof.conv_backward_data_s
+                            : &f->prof.conv_backward_weights_s) += dt;
+}
+
 static int conv_run(dhf_fastnet *f, conv_op op, dhf_dconv *c, const float *a, const float *b,
                     float *out)
 {
@@ -88,10 +100,18 @@ static int conv_run(dhf_fastnet *f, conv_op op, dhf_dconv *c, const float *a, co
     int rc = op == CONV_FWD        ? dhf_dconv_forward(c, a, b, out)
              : op == CONV_BWD_DATA ? dhf_dconv_backward_data(c, a, b, out)
                                    : dhf_dconv_backward_weights(c, a, b, out);
-    double dt = now_s() - t;
-    *(op == CONV_FWD        ? &f->prof.conv_forward_s
-      : op == CONV_BWD_DATA ? &f->prof.conv_backward_data_s
-                            : &f->prof.conv_backward_weights_s) += dt;
+    conv_timed(f, op, t);
+    return rc;
+}
+
+/* the 1x1 convolutions on conv1x1.h, timed alike (sum/sumsq: forward only, may be NULL) */
+static int own_run(dhf_fastnet *f, conv_op op, dhf_c1x1 *c, const float *a, const float *w,
+                   float *out, double *sum, double *sumsq)
+{
+    double t = now_s();
+    int rc = op == CONV_FWD ? dhf_c1x1_forward(c, a, w, out, sum, sumsq)
+                            : dhf_c1x1_backward_data(c, a, w, out);
+    conv_timed(f, op, t);
     return rc;
 }
 
@@ -193,6 +213,8 @@ void dhf_fastnet_free(dhf_fastnet *f)
         dhf_bilin1d_free(&ly->tx);
         if (ly->owns_conv_in)
             dhf_dconv_free(ly->conv_in);
+        if (ly->owns_own_in)
+            dhf_c1x1_free(ly->own_in);
         if (ly->owns_acts) {
             free(ly->xb);
             free(ly->y);
@@ -205,6 +227,7 @@ void dhf_fastnet_free(dhf_fastnet *f)
     }
     dhf_dconv_free(f->conv2);
     dhf_dconv_free(f->conv3);
+    dhf_c1x1_free(f->own3);
     free(f->desc);
     free(f->gdesc);
     free(f->dbig);
@@ -237,6 +260,11 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
     const dhf_agg_config *c = &a->cfg;
     if (c->proj_dim % 128 != 0)
         return dhf_err_set("fastnet: projection_dim %d must be a multiple of 128", c->proj_dim);
+    const bool own1x1 = c->conv1x1 == DHF_AGG_1X1_OWN ||
+                        (c->conv1x1 == DHF_AGG_1X1_AUTO && dhf_c1x1_supported());
+    if (own1x1 && !dhf_c1x1_supported())
+        return dhf_err_set("fastnet: aggregation_conv1x1 \"own\" needs a CPU with AVX-512F "
+                           "(this one has none); use \"auto\" or \"onednn\"");
     dhf_fastnet *f = calloc(1, sizeof *f);
     if (!f)
         return dhf_err_set("fastnet: out of memory");
@@ -281,15 +309,22 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
             goto oom;
         /* layers of one shape share their input convolution */
         for (int m = 0; m < l && !ly->conv_in; m++)
-            if (f->layer[m].C == ly->C && f->layer[m].h == ly->h && f->layer[m].w == ly->w)
+            if (f->layer[m].C == ly->C && f->layer[m].h == ly->h && f->layer[m].w == ly->w) {
                 ly->conv_in = f->layer[m].conv_in;
+                ly->own_in = f->layer[m].own_in;
+            }
         if (!ly->conv_in) {
             if (dhf_dconv_create(&ly->conv_in, f->N, ly->C, f->Q + f->P, ly->h, ly->w, 1, false,
-                                 DHF_DCONV_DIRECT)) {
+                                 DHF_DCONV_DIRECT) ||
+                (own1x1 &&
+                 dhf_c1x1_create(&ly->own_in, f->N, ly->C, f->Q + f->P, ly->h, ly->w))) {
+                ly->owns_conv_in = ly->conv_in != NULL;
+                ly->owns_own_in = ly->own_in != NULL;
                 dhf_err_wrap("fastnet layer %d: conv1+shortcut", l);
                 goto fail;
             }
             ly->owns_conv_in = true;
+            ly->owns_own_in = ly->own_in != NULL;
         }
         if (training || l == 0) {
             ly->owns_acts = true;
@@ -326,8 +361,9 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
         dhf_err_wrap("fastnet: conv2 (3x3)");
         goto fail;
     }
-    if (dhf_dconv_create(&f->conv3, f->N, f->Q, f->P, f->R, f->R, 1, training,
-                         DHF_DCONV_DIRECT)) {
+    if (dhf_dconv_create(&f->conv3, f->N, f->Q, f->P, f->R, f->R, 1, training && !own1x1,
+                         DHF_DCONV_DIRECT) ||
+        (own1x1 && dhf_c1x1_create(&f->own3, f->N, f->Q, f->P, f->R, f->R))) {
         dhf_err_wrap("fastnet: conv3 (1x1)");
         goto fail;
     }
@@ -361,9 +397,15 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
     f->scratch_per_thread = ((size_t)f->R * BLK * 2 + (size_t)f->maxw * BLK + 15) / 16 * 16;
     if (ensure_scratch(f))
         goto fail;
-    snprintf(f->describe, sizeof f->describe, "conv2 %s; conv3 %s; layer-0 input %s",
-             dhf_dconv_impl(f->conv2), dhf_dconv_impl(f->conv3),
-             dhf_dconv_impl(f->layer[0].conv_in));
+    if (own1x1)
+        snprintf(f->describe, sizeof f->describe,
+                 "conv2 %s; 1x1 forwards and conv3 backward-data on dhf's AVX-512 kernels, "
+                 "1x1 backward-weights %s", dhf_dconv_impl(f->conv2),
+                 dhf_dconv_impl(f->conv3));
+    else
+        snprintf(f->describe, sizeof f->describe, "conv2 %s; conv3 %s; layer-0 input %s",
+                 dhf_dconv_impl(f->conv2), dhf_dconv_impl(f->conv3),
+                 dhf_dconv_impl(f->layer[0].conv_in));
     *out = f;
     return 0;
 oom:
@@ -587,7 +629,8 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     pass_done(f, DHF_FN_PASS_PACK, &t);
     memcpy(f->w_in, pdata(bn->p[DHF_BN_CONV1_W]), sizeof(float) * Q * C);
     memcpy(f->w_in + Q * C, pdata(bn->p[DHF_BN_SHORT_W]), sizeof(float) * P * C);
-    if (conv_run(f, CONV_FWD, ly->conv_in, ly->xb, f->w_in, ly->y))
+    if (ly->own_in ? own_run(f, CONV_FWD, ly->own_in, ly->xb, f->w_in, ly->y, NULL, NULL)
+                   : conv_run(f, CONV_FWD, ly->conv_in, ly->xb, f->w_in, ly->y))
         return dhf_err_wrap("conv1+shortcut");
 
     /* r1 = relu(GN1(U y1)) */
@@ -621,11 +664,14 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         }
     pass_done(f, DHF_FN_PASS_R2, &t);
 
-    /* c3 = conv3(r2); statistics of c3 and of U ys */
-    if (conv_run(f, CONV_FWD, f->conv3, ly->r2, pdata(bn->p[DHF_BN_CONV3_W]), ly->c3))
+    /* c3 = conv3(r2); statistics of c3 (with it on the own kernels) and of U ys */
+    const float *w3 = pdata(bn->p[DHF_BN_CONV3_W]);
+    if (f->own3 ? own_run(f, CONV_FWD, f->own3, ly->r2, w3, ly->c3, f->sa, f->sb)
+                : conv_run(f, CONV_FWD, f->conv3, ly->r2, w3, ly->c3))
         return dhf_err_wrap("conv3");
     t = now_s();
-    plane_sums(f, ly->c3, P, f->sa, f->sb);
+    if (!f->own3)
+        plane_sums(f, ly->c3, P, f->sa, f->sb);
     gn_fit(f, bn, DHF_BN_CONV3_GN_W, P, ly->mu3, ly->rs3, k[K_A3], k[K_B3]);
     resized_sums(f, ly, Qb, P, f->sa, f->sb);
     gn_fit(f, bn, DHF_BN_SHORT_GN_W, P, ly->mus, ly->rss, k[K_AS], k[K_BS]);
@@ -936,29 +982,36 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
     pass_done(f, DHF_FN_PASS_B_OUT_SUMS, &t);
 
     /* 2. dc3 (into dbig) and dys (native, into dy's shortcut blocks); at native
-     * resolution R every pixel of dy is written once, else the adjoints accumulate */
+     * resolution R every pixel of dy is written once, else the adjoints accumulate.
+     * A thread owns a (b, cb) plane of gdesc and runs the S samples of image b over
+     * it, so the plane is read from memory once, not S times. */
     if (!(ly->ty.identity && ly->tx.identity))
         memset(f->dy, 0, sizeof(float) * (size_t)N * (Q + P) * hw);
 #pragma omp parallel
     {
 #pragma omp for collapse(2) schedule(static) nowait
-    for (int n = 0; n < N; n++)
-        for (int cb = 0; cb < Pb; cb++) {
-            float *row = my_scratch(f), *row2 = row + (size_t)R * BLK, *vt = row2 + (size_t)R * BLK;
-            const int b = n / S, s = n % S;
-            out_coeffs o = out_coeffs_at(k, (size_t)n * P + cb * BLK);
-            plane_out_grads(ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
-                            ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK,
-                            f->gdesc + ((size_t)b * Pb + cb) * RR * BLK, &ly->ty, &ly->tx, R, &o,
-                            f->wsoft[s * L + l], f->dbig + ((size_t)n * Pb + cb) * RR * BLK,
-                            f->dy + ((size_t)n * Yb + Qb + cb) * hw * BLK, row, row2, vt);
-        }
+    for (int b = 0; b < f->B; b++)
+        for (int cb = 0; cb < Pb; cb++)
+            for (int s = 0; s < S; s++) {
+                float *row = my_scratch(f), *row2 = row + (size_t)R * BLK;
+                float *vt = row2 + (size_t)R * BLK;
+                const int n = b * S + s;
+                out_coeffs o = out_coeffs_at(k, (size_t)n * P + cb * BLK);
+                plane_out_grads(ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
+                                ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK,
+                                f->gdesc + ((size_t)b * Pb + cb) * RR * BLK, &ly->ty, &ly->tx,
+                                R, &o, f->wsoft[s * L + l],
+                                f->dbig + ((size_t)n * Pb + cb) * RR * BLK,
+                                f->dy + ((size_t)n * Yb + Qb + cb) * hw * BLK, row, row2, vt);
+            }
     V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_B_OUT_GRADS, &t);
 
     /* 3. conv3 backward: dr2 -> dq1, dW3 */
-    if (conv_run(f, CONV_BWD_DATA, f->conv3, f->dbig, pdata(bn->p[DHF_BN_CONV3_W]), f->dq1) ||
+    const float *w3 = pdata(bn->p[DHF_BN_CONV3_W]);
+    if ((f->own3 ? own_run(f, CONV_BWD_DATA, f->own3, f->dbig, w3, f->dq1, NULL, NULL)
+                 : conv_run(f, CONV_BWD_DATA, f->conv3, f->dbig, w3, f->dq1)) ||
         conv_run(f, CONV_BWD_WEIGHTS, f->conv3, ly->r2, f->dbig, f->dw))
         return dhf_err_wrap("conv3 backward");
     if (write_grad(bn->p[DHF_BN_CONV3_W], f->dw, (size_t)P * Q, "conv3.weight"))

@@ -220,6 +220,7 @@ static void test_defaults_are_the_papers(void **state)
     assert_string_equal(c->aggregation_order, "fast");
     assert_string_equal(c->aggregation_kernels, "auto");
     assert_string_equal(c->aggregation_conv_algorithm, "auto");
+    assert_string_equal(c->aggregation_conv1x1, "auto");
     assert_string_equal(c->mixed_precision, "auto");
     assert_string_equal(c->checkpoint_metric, "pck_bbox");
     assert_string_equal(c->dataset, "spair");
@@ -704,6 +705,7 @@ static void fill_unusual(dhf_config *c)
     strcpy(c->aggregation_order, "straightforward");
     strcpy(c->aggregation_kernels, "libtorch");
     strcpy(c->aggregation_conv_algorithm, "direct");
+    strcpy(c->aggregation_conv1x1, "onednn");
     strcpy(c->mixed_precision, "bf16");
     strcpy(c->checkpoint_metric, "pck_img");
     strcpy(c->dataset, "cub");

@@ -139,13 +139,14 @@ static void check_close(dhf_tensor got, const char *name, double atol, double rt
 }
 
 static int load_network_with(dhf_aggregator *a, dhf_agg_order order, int recompute_layers,
-                             dhf_agg_kernels kernels, int conv_algo)
+                             dhf_agg_kernels kernels, int conv_algo, dhf_agg_conv1x1 conv1x1)
 {
     dhf_agg_config c = g_cfg;
     c.order = order;
     c.recompute_layers = recompute_layers;
     c.kernels = kernels;
     c.conv_algo = conv_algo;
+    c.conv1x1 = conv1x1;
     if (dhf_aggregator_init(a, &c, 1) || dhf_aggregator_load(a, g_st, "")) {
         print_error("%s\n", dhf_err_msg());
         return -1;
@@ -156,7 +157,8 @@ static int load_network_with(dhf_aggregator *a, dhf_agg_order order, int recompu
 /* libtorch autograd for every order (the oneDNN step has tests of its own) */
 static int load_network_lean(dhf_aggregator *a, dhf_agg_order order, int recompute_layers)
 {
-    return load_network_with(a, order, recompute_layers, DHF_AGG_KERNELS_LIBTORCH, 0);
+    return load_network_with(a, order, recompute_layers, DHF_AGG_KERNELS_LIBTORCH, 0,
+                             DHF_AGG_1X1_AUTO);
 }
 
 static int load_network(dhf_aggregator *a, dhf_agg_order order)
@@ -474,31 +476,35 @@ static void test_lean_backward(void **state)
 }
 
 /* The fast order's training step written out over oneDNN (fastnet.h), with each 3x3
- * algorithm: the same loss and gradients as the fixture. */
+ * algorithm and each choice of 1x1 kernels: the same loss and gradients as the
+ * fixture. */
 static void test_onednn_backward(void **state)
 {
     (void)state;
     if (!dhf_fastnet_available())
         skip();
-    static const char *const algo_names[3] = { "auto", "direct", "winograd" };
-    for (int algo = 0; algo < 3; algo++) {
+    static const char *const algo_names[4] = { "auto", "direct", "winograd", "auto, 1x1 onednn" };
+    for (int v = 0; v < 4; v++) {
+        const int algo = v < 3 ? v : 0;
+        const dhf_agg_conv1x1 c1 = v < 3 ? DHF_AGG_1X1_AUTO : DHF_AGG_1X1_ONEDNN;
         dhf_aggregator a;
         dhf_step_stats st;
         char label[96];
-        assert_int_equal(load_network_with(&a, DHF_AGG_FAST, 0, DHF_AGG_KERNELS_ONEDNN, algo), 0);
+        assert_int_equal(load_network_with(&a, DHF_AGG_FAST, 0, DHF_AGG_KERNELS_ONEDNN, algo, c1),
+                         0);
         /* twice: the second step reuses the workspace of the first */
         for (int rep = 0; rep < 2; rep++) {
             if (dhf_pair_backward(&a, DHF_AGG_FAST, g_feats, g_src_idx, g_trg_idx, g_K, &st)) {
                 print_error("%s\n", dhf_err_msg());
                 fail();
             }
-            snprintf(label, sizeof label, "oneDNN step (%s 3x3)", algo_names[algo]);
+            snprintf(label, sizeof label, "oneDNN step (%s 3x3)", algo_names[v]);
             check_step_loss(st.loss, label);
             snprintf(label, sizeof label, "oneDNN step (%s 3x3, call %d), gradient",
-                     algo_names[algo], rep + 1);
+                     algo_names[v], rep + 1);
             check_all_grads(&a, label);
         }
-        printf("[ info ] oneDNN %s: %s\n", algo_names[algo], dhf_fastnet_describe(a.fastnet));
+        printf("[ info ] oneDNN %s: %s\n", algo_names[v], dhf_fastnet_describe(a.fastnet));
         dhf_aggregator_free(&a);
     }
 }
@@ -524,7 +530,7 @@ static void test_adamw_steps(void **state)
     /* libtorch's fast order trains memory-lean here (half the layers recomputed) */
     assert_int_equal(load_network_with(&a, order,
                                        order == DHF_AGG_FAST && !onednn ? g_cfg.num_layers / 2 : 0,
-                                       v->kernels, 0),
+                                       v->kernels, 0, DHF_AGG_1X1_AUTO),
                      0);
     dhf_adamw_hparams hp = dhf_adamw_defaults();
     hp.lr = 1e-3;
