@@ -476,9 +476,21 @@ static void test_onednn_step_odd_output(void **state)
     check_onednn_step(&sc);
 }
 
+/* Native maps larger than the output, resized down, with more than one 256-pixel
+ * block of the 1x1 kernels per image and pixel tails (36x30). */
+static void test_onednn_step_large_maps(void **state)
+{
+    (void)state;
+    shape_case sc = { .cfg = { .num_layers = 3, .num_timesteps = 2, .proj_dim = 128,
+                               .out_res = 16, .channels = { 40, 24, 20 } },
+                      .hw = { { 32, 32 }, { 8, 8 }, { 36, 30 } }, .batch = 2 };
+    check_onednn_step(&sc);
+}
+
 /* Forwards without autograd (validation, dhf eval) run on the oneDNN kernels with
  * the layers sharing one set of buffers: the same descriptors as libtorch's fast
- * order, for one image and for two, and the workspace follows a change of batch. */
+ * order, for one image and for two, and the workspace follows a change of batch.
+ * Layer 0 (33x32) is the largest: the shared input buffer is sized by it. */
 static void test_onednn_forward_without_grad(void **state)
 {
     (void)state;
@@ -486,7 +498,7 @@ static void test_onednn_forward_without_grad(void **state)
         skip();
     dhf_agg_config c = { .num_layers = 4, .num_timesteps = 3, .proj_dim = 128, .out_res = 16,
                          .channels = { 36, 20, 16, 12 } };
-    const int hw[4][2] = { { 6, 6 }, { 12, 12 }, { 7, 9 }, { 20, 20 } };
+    const int hw[4][2] = { { 33, 32 }, { 12, 12 }, { 7, 9 }, { 20, 20 } };
     dhf_aggregator ref, fast;
     c.kernels = DHF_AGG_KERNELS_LIBTORCH;
     assert_int_equal(dhf_aggregator_init(&ref, &c, 5), 0);
@@ -835,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_onednn_step_integer_factors),
         cmocka_unit_test(test_onednn_step_fractional_factors),
         cmocka_unit_test(test_onednn_step_odd_output),
+        cmocka_unit_test(test_onednn_step_large_maps),
         cmocka_unit_test(test_onednn_forward_without_grad),
         cmocka_unit_test(test_mixed_precision_bf16),
     };
