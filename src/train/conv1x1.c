@@ -20,7 +20,7 @@ struct dhf_c1x1 {
     size_t npx;
     int nblk;           /* pixel blocks per image */
     float *wp;          /* packed weights, cpad(max(C, O))^2 floats at most */
-    double *part;       /* [N * nblk][2][cpad(O)]: per-unit sums and sums of squares */
+    double *part;       /* [N * nblk][2][cpad(max(C, O))]: per-unit sums */
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -67,7 +67,8 @@ int dhf_c1x1_create(dhf_c1x1 **out, int N, int C, int O, int H, int W)
     c->nblk = (int)((c->npx + PIX_BLOCK - 1) / PIX_BLOCK);
     const size_t cp = (size_t)dhf_blk_cpad(C), op = (size_t)dhf_blk_cpad(O);
     c->wp = aligned_alloc(64, cp * op * sizeof(float));
-    c->part = aligned_alloc(64, (size_t)N * (size_t)c->nblk * 2 * op * sizeof(double));
+    const size_t mp = cp > op ? cp : op;   /* output channels: O forward, C backward */
+    c->part = aligned_alloc(64, (size_t)N * (size_t)c->nblk * 2 * mp * sizeof(double));
     if (!c->wp || !c->part) {
         dhf_c1x1_free(c);
         return dhf_err_set("conv1x1: out of memory for N=%d C=%d O=%d %dx%d", N, C, O, H, W);
@@ -84,14 +85,26 @@ int dhf_c1x1_create(dhf_c1x1 **out, int N, int C, int O, int H, int W)
 static void pack_weights(const float *w, int Mo, int Mk, size_t so, size_t si, float *wp)
 {
     const int ob = (int)(dhf_blk_cpad(Mo) / BLK), kp = (int)dhf_blk_cpad(Mk);
-    for (int g0 = 0; g0 < ob; g0 += OUT_TILE) {
+    const int groups = (ob + OUT_TILE - 1) / OUT_TILE;
+    /* the inner loop walks the source's unit stride: k for a forward, m transposed */
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < groups; g++) {
+        const int g0 = g * OUT_TILE;
         const int ot = ob - g0 < OUT_TILE ? ob - g0 : OUT_TILE, width = ot * BLK;
         float *dst = wp + (size_t)g0 * BLK * kp;
-        for (int k = 0; k < kp; k++)
+        if (si == 1) {
             for (int j = 0; j < width; j++) {
                 const int m = g0 * BLK + j;
-                dst[(size_t)k * width + j] = m < Mo && k < Mk ? w[m * so + k * si] : 0.f;
+                for (int k = 0; k < kp; k++)
+                    dst[(size_t)k * width + j] = m < Mo && k < Mk ? w[m * so + k] : 0.f;
             }
+        } else {
+            for (int k = 0; k < kp; k++)
+                for (int j = 0; j < width; j++) {
+                    const int m = g0 * BLK + j;
+                    dst[(size_t)k * width + j] = m < Mo && k < Mk ? w[m * so + k * si] : 0.f;
+                }
+        }
     }
 }
 
@@ -104,14 +117,18 @@ AVX512 static inline void add_lanes(double *d, __m512 v)
     _mm512_storeu_pd(d + 8, _mm512_add_pd(_mm512_loadu_pd(d + 8), hi));
 }
 
+/* What a tile does with its outputs after the last reduction chunk, besides storing
+ * them: nothing, or add their sums and sums of squares (GroupNorm statistics). */
+enum { EPI_NONE, EPI_STATS };
+
 /* One register tile: OT output blocks x PT pixels, over kc input channels from x
  * (blocked, block stride xs) with weights w ([kc][OT * 16]); y (block stride ys)
- * initialised (first) or accumulated; on the last chunk, with s/q (per output block:
- * 16 doubles each, block stride sq_stride) the tile's sums and sums of squares added. */
-#define C1X1_TILE(OT, PT)                                                                   \
-    AVX512 static inline __attribute__((always_inline)) void tile_##OT##_##PT(              \
+ * initialised (first) or accumulated; then the epilogue EPI into the running float
+ * sums fs, fq (16 per output block). */
+#define C1X1_TILE(EPI, OT, PT)                                                              \
+    AVX512 static inline __attribute__((always_inline)) void tile_##EPI##_##OT##_##PT(      \
         const float *restrict x, size_t xs, const float *restrict w, int kc,               \
-        float *restrict y, size_t ys, int first, double *restrict s, double *restrict q)   \
+        float *restrict y, size_t ys, int first, float *restrict fs, float *restrict fq)   \
     {                                                                                       \
         __m512 acc[OT][PT];                                                                 \
         for (int o = 0; o < OT; o++)                                                        \
@@ -135,68 +152,102 @@ AVX512 static inline void add_lanes(double *d, __m512 v)
         for (int o = 0; o < OT; o++)                                                        \
             for (int p = 0; p < PT; p++)                                                    \
                 _mm512_store_ps(y + o * ys + p * BLK, acc[o][p]);                           \
-        if (s)                                                                              \
+        if (EPI != EPI_NONE)                                                                \
             for (int o = 0; o < OT; o++) {                                                  \
-                __m512 ts = acc[o][0], tq = _mm512_mul_ps(acc[o][0], acc[o][0]);            \
-                for (int p = 1; p < PT; p++) {                                              \
+                __m512 ts = _mm512_load_ps(fs + o * BLK), tq = _mm512_load_ps(fq + o * BLK); \
+                for (int p = 0; p < PT; p++) {                                              \
                     ts = _mm512_add_ps(ts, acc[o][p]);                                      \
                     tq = _mm512_fmadd_ps(acc[o][p], acc[o][p], tq);                         \
                 }                                                                           \
-                add_lanes(s + o * BLK, ts);                                                 \
-                add_lanes(q + o * BLK, tq);                                                 \
+                _mm512_store_ps(fs + o * BLK, ts);                                          \
+                _mm512_store_ps(fq + o * BLK, tq);                                          \
             }                                                                               \
     }
 
-C1X1_TILE(3, 8)
-C1X1_TILE(2, 8)
-C1X1_TILE(1, 8)
-C1X1_TILE(3, 1)
-C1X1_TILE(2, 1)
-C1X1_TILE(1, 1)
+/* The tiles of one output group over pixels [0, np) of a unit: 8-pixel tiles, then
+ * single pixels. The epilogue's sums run in float over at most 64 pixels and are then
+ * added to the doubles s, q (16 per output block). */
+#define C1X1_GROUP(EPI, OT)                                                                 \
+    C1X1_TILE(EPI, OT, 8)                                                                   \
+    C1X1_TILE(EPI, OT, 1)                                                                   \
+    AVX512 static void group_##EPI##_##OT(                                                  \
+        const float *restrict x, size_t xs, const float *restrict w, int kc,               \
+        float *restrict y, size_t ys, size_t np, int first, double *restrict s,            \
+        double *restrict q)                                                                \
+    {                                                                                       \
+        float fs[OT * BLK] __attribute__((aligned(64))) = { 0 };                            \
+        float fq[OT * BLK] __attribute__((aligned(64))) = { 0 };                            \
+        size_t p = 0, run_px = 0;                                                           \
+        for (; p + PIX_TILE <= np; p += PIX_TILE) {                                         \
+            tile_##EPI##_##OT##_8(x + p * BLK, xs, w, kc, y + p * BLK, ys, first, fs, fq);  \
+            if (EPI != EPI_NONE && (run_px += PIX_TILE) == 64) {                            \
+                flush_sums(OT, fs, fq, s, q);                                               \
+                run_px = 0;                                                                 \
+            }                                                                               \
+        }                                                                                   \
+        for (; p < np; p++)                                                                 \
+            tile_##EPI##_##OT##_1(x + p * BLK, xs, w, kc, y + p * BLK, ys, first, fs, fq);  \
+        if (EPI != EPI_NONE)                                                                \
+            flush_sums(OT, fs, fq, s, q);                                                   \
+    }
 
-typedef void (*tile_fn)(const float *restrict, size_t, const float *restrict, int,
-                        float *restrict, size_t, int, double *restrict, double *restrict);
+/* adds the running float sums of ot output blocks to the doubles and zeroes them */
+AVX512 static inline void flush_sums(int ot, float *fs, float *fq, double *s, double *q)
+{
+    for (int o = 0; o < ot; o++) {
+        add_lanes(s + o * BLK, _mm512_load_ps(fs + o * BLK));
+        add_lanes(q + o * BLK, _mm512_load_ps(fq + o * BLK));
+        _mm512_store_ps(fs + o * BLK, _mm512_setzero_ps());
+        _mm512_store_ps(fq + o * BLK, _mm512_setzero_ps());
+    }
+}
+
+C1X1_GROUP(EPI_NONE, 1)
+C1X1_GROUP(EPI_NONE, 2)
+C1X1_GROUP(EPI_NONE, 3)
+C1X1_GROUP(EPI_STATS, 1)
+C1X1_GROUP(EPI_STATS, 2)
+C1X1_GROUP(EPI_STATS, 3)
+
+typedef void (*group_fn)(const float *restrict, size_t, const float *restrict, int,
+                         float *restrict, size_t, size_t, int, double *restrict,
+                         double *restrict);
 
 /* out [N, Mb blocks] = packed wp (Mb out blocks, Kb in blocks) applied to in [N, Kb
- * blocks]; with sums, c->part filled per unit and reduced into sum/sumsq [N * Mo]. */
+ * blocks]; with sum/sumsq, the outputs' sums per unit in c->part, then reduced into
+ * sum/sumsq [N * Mo]. A thread runs a (sample, pixel block) unit; within it the
+ * reduction runs in chunks of K_CHUNK input channels over every output group. */
 AVX512 static void run(dhf_c1x1 *c, const float *in, int Kb, float *out, int Mb, int Mo,
                        double *sum, double *sumsq)
 {
-    static const tile_fn wide[OUT_TILE + 1] = { NULL, tile_1_8, tile_2_8, tile_3_8 };
-    static const tile_fn narrow[OUT_TILE + 1] = { NULL, tile_1_1, tile_2_1, tile_3_1 };
+#define GROUPS(E) { NULL, group_##E##_1, group_##E##_2, group_##E##_3 }
+    static const group_fn groups[2][OUT_TILE + 1] = { GROUPS(EPI_NONE), GROUPS(EPI_STATS) };
+#undef GROUPS
+    const int epi = sum ? EPI_STATS : EPI_NONE;
     const size_t npx = c->npx, bs = npx * BLK, kp = (size_t)Kb * BLK, mp = (size_t)Mb * BLK;
     const int N = c->N, nblk = c->nblk;
-    const bool sums = sum != NULL;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int pb = 0; pb < nblk; pb++) {
             const size_t p0 = (size_t)pb * PIX_BLOCK;
-            const size_t p1 = p0 + PIX_BLOCK < npx ? p0 + PIX_BLOCK : npx;
-            const size_t p8 = p0 + (p1 - p0) / PIX_TILE * PIX_TILE;
+            const size_t np = p0 + PIX_BLOCK < npx ? PIX_BLOCK : npx - p0;
             double *ps = c->part + ((size_t)n * nblk + pb) * 2 * mp, *pq = ps + mp;
-            if (sums)
+            if (epi != EPI_NONE)
                 memset(ps, 0, 2 * mp * sizeof(double));
-            const float *xn = in + (size_t)n * kp * npx;
-            float *yn = out + (size_t)n * mp * npx;
+            const float *xn = in + (size_t)n * kp * npx + p0 * BLK;
             for (size_t k0 = 0; k0 < kp; k0 += K_CHUNK) {
                 const int kc = (int)(kp - k0 < K_CHUNK ? kp - k0 : K_CHUNK);
-                const int first = k0 == 0, last = k0 + (size_t)kc == kp;
+                const int first = k0 == 0, e = k0 + (size_t)kc == kp ? epi : EPI_NONE;
                 for (int g0 = 0; g0 < Mb; g0 += OUT_TILE) {
                     const int ot = Mb - g0 < OUT_TILE ? Mb - g0 : OUT_TILE;
                     const float *w = c->wp + (size_t)g0 * BLK * kp + k0 * (size_t)ot * BLK;
-                    const float *x = xn + k0 / BLK * bs;
-                    float *y = yn + (size_t)g0 * bs;
-                    double *s = sums && last ? ps + g0 * BLK : NULL;
-                    double *q = sums && last ? pq + g0 * BLK : NULL;
-                    size_t p = p0;
-                    for (; p < p8; p += PIX_TILE)
-                        wide[ot](x + p * BLK, bs, w, kc, y + p * BLK, bs, first, s, q);
-                    for (; p < p1; p++)
-                        narrow[ot](x + p * BLK, bs, w, kc, y + p * BLK, bs, first, s, q);
+                    const size_t yo = (size_t)n * mp * npx + (size_t)g0 * bs + p0 * BLK;
+                    groups[e][ot](xn + k0 / BLK * bs, bs, w, kc, out + yo, bs, np, first,
+                                  ps + g0 * BLK, pq + g0 * BLK);
                 }
             }
         }
-    if (!sums)
+    if (epi == EPI_NONE)
         return;
     for (int n = 0; n < N; n++)
         for (int m = 0; m < Mo; m++) {

@@ -55,6 +55,7 @@ struct dhf_fastnet {
     float *dw;                     /* [max(Q*Q*9, P*Q)] */
     float *dgb;                    /* [2 * P]: a GroupNorm's dgamma, dbeta */
     double *sa, *sb, *sc;          /* [N * P] per-channel sums */
+    double *sy, *qy;               /* [N * (Q + P)] sums of y from the own 1x1 forward */
     float *k[K_COUNT];
     double *dmix_unit;             /* [B * P/16 * S] */
     double *dmix;                  /* [S * L] dloss/dsoftmax(w) */
@@ -104,14 +105,23 @@ static int conv_run(dhf_fastnet *f, conv_op op, dhf_dconv *c, const float *a, co
     return rc;
 }
 
-/* the 1x1 convolutions on conv1x1.h, timed alike (sum/sumsq: forward only, may be NULL) */
-static int own_run(dhf_fastnet *f, conv_op op, dhf_c1x1 *c, const float *a, const float *w,
-                   float *out, double *sum, double *sumsq)
+/* a 1x1 forward on conv1x1.h, timed alike (sum/sumsq: the outputs' sums, or NULL) */
+static int own_forward(dhf_fastnet *f, dhf_c1x1 *c, const float *src, const float *w,
+                       float *dst, double *sum, double *sumsq)
 {
     double t = now_s();
-    int rc = op == CONV_FWD ? dhf_c1x1_forward(c, a, w, out, sum, sumsq)
-                            : dhf_c1x1_backward_data(c, a, w, out);
-    conv_timed(f, op, t);
+    int rc = dhf_c1x1_forward(c, src, w, dst, sum, sumsq);
+    conv_timed(f, CONV_FWD, t);
+    return rc;
+}
+
+/* a 1x1 backward-data on conv1x1.h, timed alike */
+static int own_bwd_data(dhf_fastnet *f, dhf_c1x1 *c, const float *ddst, const float *w,
+                        float *dsrc)
+{
+    double t = now_s();
+    int rc = dhf_c1x1_backward_data(c, ddst, w, dsrc);
+    conv_timed(f, CONV_BWD_DATA, t);
     return rc;
 }
 
@@ -241,6 +251,8 @@ void dhf_fastnet_free(dhf_fastnet *f)
     free(f->sa);
     free(f->sb);
     free(f->sc);
+    free(f->sy);
+    free(f->qy);
     free(f->k[0]);
     free(f->dmix_unit);
     free(f->dmix);
@@ -372,9 +384,12 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
     f->sa = xalloc(N * P, sizeof(double));
     f->sb = xalloc(N * P, sizeof(double));
     f->sc = xalloc(N * P, sizeof(double));
+    f->sy = xalloc(N * (Q + P), sizeof(double));
+    f->qy = xalloc(N * (Q + P), sizeof(double));
     f->k[0] = xalloc(N * P * K_COUNT, sizeof(float));
     f->wsoft = xalloc((size_t)f->S * f->L, sizeof(float));
-    if (!f->desc || !f->w_in || !f->sa || !f->sb || !f->sc || !f->k[0] || !f->wsoft)
+    if (!f->desc || !f->w_in || !f->sa || !f->sb || !f->sc || !f->sy || !f->qy || !f->k[0] ||
+        !f->wsoft)
         goto oom;
     if (training) {
         f->gdesc = xalloc((size_t)f->B * P * RR, sizeof(float));
@@ -564,6 +579,17 @@ static void resized_sums(const dhf_fastnet *f, const fn_layer *ly, int cb0, int 
         }
 }
 
+/* channels [c0, c0 + C) of the [N * (Q + P)] sums of y into [N * C] arrays */
+static void take_sums(const dhf_fastnet *f, int c0, int C, double *s, double *q)
+{
+    const int Y = f->Q + f->P;
+    for (int n = 0; n < f->N; n++)
+        for (int c = 0; c < C; c++) {
+            s[(size_t)n * C + c] = f->sy[(size_t)n * Y + c0 + c];
+            q[(size_t)n * C + c] = f->qy[(size_t)n * Y + c0 + c];
+        }
+}
+
 /* ---- forward ----------------------------------------------------------------------- */
 
 /* out = relu(a * resize(plane) + b), one plane, row by row */
@@ -629,13 +655,19 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     pass_done(f, DHF_FN_PASS_PACK, &t);
     memcpy(f->w_in, pdata(bn->p[DHF_BN_CONV1_W]), sizeof(float) * Q * C);
     memcpy(f->w_in + Q * C, pdata(bn->p[DHF_BN_SHORT_W]), sizeof(float) * P * C);
-    if (ly->own_in ? own_run(f, CONV_FWD, ly->own_in, ly->xb, f->w_in, ly->y, NULL, NULL)
+    /* at native resolution R (U = 1) the own kernels sum y for GN1 and GNs as they go */
+    const bool y_sums = ly->own_in && ly->ty.identity && ly->tx.identity;
+    if (ly->own_in ? own_forward(f, ly->own_in, ly->xb, f->w_in, ly->y, y_sums ? f->sy : NULL,
+                                 y_sums ? f->qy : NULL)
                    : conv_run(f, CONV_FWD, ly->conv_in, ly->xb, f->w_in, ly->y))
         return dhf_err_wrap("conv1+shortcut");
 
     /* r1 = relu(GN1(U y1)) */
     t = now_s();
-    resized_sums(f, ly, 0, Q, f->sa, f->sb);
+    if (y_sums)
+        take_sums(f, 0, Q, f->sa, f->sb);
+    else
+        resized_sums(f, ly, 0, Q, f->sa, f->sb);
     gn_fit(f, bn, DHF_BN_CONV1_GN_W, Q, ly->mu1, ly->rs1, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN1_STATS, &t);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -666,14 +698,17 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
 
     /* c3 = conv3(r2); statistics of c3 (with it on the own kernels) and of U ys */
     const float *w3 = pdata(bn->p[DHF_BN_CONV3_W]);
-    if (f->own3 ? own_run(f, CONV_FWD, f->own3, ly->r2, w3, ly->c3, f->sa, f->sb)
+    if (f->own3 ? own_forward(f, f->own3, ly->r2, w3, ly->c3, f->sa, f->sb)
                 : conv_run(f, CONV_FWD, f->conv3, ly->r2, w3, ly->c3))
         return dhf_err_wrap("conv3");
     t = now_s();
     if (!f->own3)
         plane_sums(f, ly->c3, P, f->sa, f->sb);
     gn_fit(f, bn, DHF_BN_CONV3_GN_W, P, ly->mu3, ly->rs3, k[K_A3], k[K_B3]);
-    resized_sums(f, ly, Qb, P, f->sa, f->sb);
+    if (y_sums)
+        take_sums(f, Q, P, f->sa, f->sb);
+    else
+        resized_sums(f, ly, Qb, P, f->sa, f->sb);
     gn_fit(f, bn, DHF_BN_SHORT_GN_W, P, ly->mus, ly->rss, k[K_AS], k[K_BS]);
     pass_done(f, DHF_FN_PASS_GN3_STATS, &t);
 
@@ -1010,7 +1045,7 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
 
     /* 3. conv3 backward: dr2 -> dq1, dW3 */
     const float *w3 = pdata(bn->p[DHF_BN_CONV3_W]);
-    if ((f->own3 ? own_run(f, CONV_BWD_DATA, f->own3, f->dbig, w3, f->dq1, NULL, NULL)
+    if ((f->own3 ? own_bwd_data(f, f->own3, f->dbig, w3, f->dq1)
                  : conv_run(f, CONV_BWD_DATA, f->conv3, f->dbig, w3, f->dq1)) ||
         conv_run(f, CONV_BWD_WEIGHTS, f->conv3, ly->r2, f->dbig, f->dw))
         return dhf_err_wrap("conv3 backward");
