@@ -19,7 +19,7 @@ struct dhf_c1x1 {
     int N, C, O, H, W;
     size_t npx;
     int nblk;           /* pixel blocks per image */
-    float *wp;          /* packed weights, cpad(max(C, O))^2 floats at most */
+    float *wp;          /* packed weights: cpad(C) * cpad(O) floats */
     double *part;       /* [N * nblk][2][cpad(max(C, O))]: per-unit sums */
 };
 

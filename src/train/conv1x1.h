@@ -4,11 +4,11 @@
  * outputs while they are still in registers.
  *
  * Why not oneDNN's jit_1x1 for these: measured on the 2-core AVX-512 machine (N = 22,
- * 64x64), oneDNN's 1x1 runs 384 -> 96 channels (conv3's backward-data) at ~310 GFLOP/s
- * and 320 -> 480 (conv1 + shortcut) at ~415, against ~425 and ~485 for the tiling here
- * (bench_train; BENCHMARKS.md). The kernel: 3 output blocks x 8 pixels of accumulators
- * (24 zmm), reduction over the input channels in chunks of 128 so the chunk's weights
- * stay in L1 while 256 pixels of input stream through L2.
+ * 64x64; bench_conv1x1, BENCHMARKS.md), oneDNN's 1x1 runs 384 -> 96 channels (conv3's
+ * backward-data) at ~310 GFLOP/s and 320 -> 480 (conv1 + shortcut) at ~417, against
+ * ~438 and ~494 for the tiling here. The kernel: 3 output blocks x 8 pixels of
+ * accumulators (24 zmm), reduction over the input channels in chunks of 128 so the
+ * chunk's weights stay in L1 while 256 pixels of input stay in L2.
  *
  * Every output element is a sum over its input channels in a fixed order, whatever the
  * thread count; the per-channel sums are reduced over fixed pixel blocks in a fixed
