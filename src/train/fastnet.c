@@ -604,7 +604,7 @@ DHF_HOT static void plane_resize_affine_relu(const float *restrict plane, const 
         float *d = out + (size_t)oy * R * BLK;
         for (int i = 0; i < R; i++) {
             v16 v = va * V16_LOAD(r + i * BLK) + vb;
-            V16_STORE(d + i * BLK, V16_RELU(v));
+            V16_STREAM(d + i * BLK, V16_RELU(v));
         }
     }
 }
@@ -617,7 +617,7 @@ DHF_HOT static void plane_affine_relu(const float *restrict src, size_t RR,
     const v16 va = V16_LOAD(a), vb = V16_LOAD(b);
     for (size_t i = 0; i < RR; i++) {
         v16 v = va * V16_LOAD(src + i * BLK) + vb;
-        V16_STORE(d + i * BLK, V16_RELU(v));
+        V16_STREAM(d + i * BLK, V16_RELU(v));
     }
 }
 
@@ -670,15 +670,21 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         resized_sums(f, ly, 0, Q, f->sa, f->sb);
     gn_fit(f, bn, DHF_BN_CONV1_GN_W, Q, ly->mu1, ly->rs1, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN1_STATS, &t);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int cb = 0; cb < Qb; cb++) {
-            float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
-            const size_t nc = (size_t)n * Q + cb * BLK;
-            plane_resize_affine_relu(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx,
-                                     R, k[K_A3] + nc, k[K_B3] + nc,
-                                     ly->r1 + ((size_t)n * Qb + cb) * RR * BLK, row, vt);
-        }
+    /* r1 and r2 are written with streaming stores (read back by the next convolution,
+     * long after they left the caches): no read of the destination before the write */
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static) nowait
+        for (int n = 0; n < N; n++)
+            for (int cb = 0; cb < Qb; cb++) {
+                float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
+                const size_t nc = (size_t)n * Q + cb * BLK;
+                plane_resize_affine_relu(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty,
+                                         &ly->tx, R, k[K_A3] + nc, k[K_B3] + nc,
+                                         ly->r1 + ((size_t)n * Qb + cb) * RR * BLK, row, vt);
+            }
+        V16_STREAM_FENCE();
+    }
     pass_done(f, DHF_FN_PASS_R1, &t);
 
     /* r2 = relu(GN2(conv2(r1))) */
@@ -688,12 +694,17 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
     plane_sums(f, ly->c2, Q, f->sa, f->sb);
     gn_fit(f, bn, DHF_BN_CONV2_GN_W, Q, ly->mu2, ly->rs2, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN2_STATS, &t);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int cb = 0; cb < Qb; cb++) {
-            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
-            plane_affine_relu(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc, ly->r2 + off);
-        }
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static) nowait
+        for (int n = 0; n < N; n++)
+            for (int cb = 0; cb < Qb; cb++) {
+                const size_t nc = (size_t)n * Q + cb * BLK;
+                const size_t off = ((size_t)n * Qb + cb) * RR * BLK;
+                plane_affine_relu(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc, ly->r2 + off);
+            }
+        V16_STREAM_FENCE();
+    }
     pass_done(f, DHF_FN_PASS_R2, &t);
 
     /* c3 = conv3(r2); statistics of c3 (with it on the own kernels) and of U ys */
@@ -921,7 +932,10 @@ DHF_HOT static void plane_out_grads(const float *restrict c3, const float *restr
             const v16 z = va3 * c + vas * u + vbb;
             const v16 g = V16_WHERE_POS(z, V16_LOAD(gd + e));     /* dz / ws */
             V16_STREAM(dc3 + e, al * g + m3 * c + c3k);
-            V16_STORE(gs + i * BLK, als * g + ms * u + csk);
+            if (ident)          /* dys at native resolution: written once, streamed */
+                V16_STREAM(gs + i * BLK, als * g + ms * u + csk);
+            else
+                V16_STORE(gs + i * BLK, als * g + ms * u + csk);
         }
         if (!ident)
             dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dys, vt);
@@ -962,12 +976,17 @@ DHF_HOT static void plane_gn1_grad(const float *restrict plane, const dhf_bilin1
     for (int oy = 0; oy < R; oy++) {
         const float *r = dhf_blk_resize_row(plane, ty, tx, oy, row, vt);
         const float *dr = d + (size_t)oy * R * BLK;
-        float *out = ident ? dplane + (size_t)oy * R * BLK : row2;
-        for (int i = 0; i < R; i++)
-            V16_STORE(out + i * BLK,
-                      val * V16_LOAD(dr + i * BLK) + m * V16_LOAD(r + i * BLK) + c);
-        if (!ident)
+        if (ident) {        /* written once, streamed */
+            float *out = dplane + (size_t)oy * R * BLK;
+            for (int i = 0; i < R; i++)
+                V16_STREAM(out + i * BLK,
+                           val * V16_LOAD(dr + i * BLK) + m * V16_LOAD(r + i * BLK) + c);
+        } else {
+            for (int i = 0; i < R; i++)
+                V16_STORE(row2 + i * BLK,
+                          val * V16_LOAD(dr + i * BLK) + m * V16_LOAD(r + i * BLK) + c);
             dhf_blk_resize_row_adjoint(row2, ty, tx, oy, dplane, vt);
+        }
     }
 }
 
@@ -1098,16 +1117,22 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
     if (gn_backward(f, bn, DHF_BN_CONV1_GN_W, Q, ly->rs1, f->sa, f->sb, k[K_AL], k[K_KX],
                     k[K_K0]))
         return -1;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int cb = 0; cb < Qb; cb++) {
-            float *row = my_scratch(f), *row2 = row + (size_t)R * BLK, *vt = row2 + (size_t)R * BLK;
-            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
-            plane_gn1_grad(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
-                           f->dq2 + off, k[K_X3A] + nc, k[K_X3B] + nc, k[K_AL] + nc,
-                           k[K_KX] + nc, k[K_K0] + nc, f->dy + ((size_t)n * Yb + cb) * hw * BLK,
-                           row, row2, vt);
-        }
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static) nowait
+        for (int n = 0; n < N; n++)
+            for (int cb = 0; cb < Qb; cb++) {
+                float *row = my_scratch(f), *row2 = row + (size_t)R * BLK;
+                float *vt = row2 + (size_t)R * BLK;
+                const size_t nc = (size_t)n * Q + cb * BLK;
+                const size_t off = ((size_t)n * Qb + cb) * RR * BLK;
+                plane_gn1_grad(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
+                               f->dq2 + off, k[K_X3A] + nc, k[K_X3B] + nc, k[K_AL] + nc,
+                               k[K_KX] + nc, k[K_K0] + nc,
+                               f->dy + ((size_t)n * Yb + cb) * hw * BLK, row, row2, vt);
+            }
+        V16_STREAM_FENCE();
+    }
     pass_done(f, DHF_FN_PASS_B_GN1, &t);
 
     /* 7. conv1 and shortcut weights from dy and the input */
