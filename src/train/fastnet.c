@@ -414,8 +414,8 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
         goto fail;
     if (own1x1)
         snprintf(f->describe, sizeof f->describe,
-                 "conv2 %s; 1x1 forwards and conv3 backward-data on dhf's AVX-512 kernels, "
-                 "1x1 backward-weights %s", dhf_dconv_impl(f->conv2),
+                 "conv2 %s; 1x1 forwards and conv3 backward-data on dhf's AVX-512 kernels; "
+                 "1x1 backward-weights on oneDNN (conv3: %s)", dhf_dconv_impl(f->conv2),
                  dhf_dconv_impl(f->conv3));
     else
         snprintf(f->describe, sizeof f->describe, "conv2 %s; conv3 %s; layer-0 input %s",

@@ -483,7 +483,8 @@ static void test_onednn_backward(void **state)
     (void)state;
     if (!dhf_fastnet_available())
         skip();
-    static const char *const algo_names[4] = { "auto", "direct", "winograd", "auto, 1x1 onednn" };
+    static const char *const algo_names[4] = { "auto 3x3", "direct 3x3", "winograd 3x3",
+                                               "auto 3x3, 1x1 onednn" };
     for (int v = 0; v < 4; v++) {
         const int algo = v < 3 ? v : 0;
         const dhf_agg_conv1x1 c1 = v < 3 ? DHF_AGG_1X1_AUTO : DHF_AGG_1X1_ONEDNN;
@@ -498,9 +499,9 @@ static void test_onednn_backward(void **state)
                 print_error("%s\n", dhf_err_msg());
                 fail();
             }
-            snprintf(label, sizeof label, "oneDNN step (%s 3x3)", algo_names[v]);
+            snprintf(label, sizeof label, "oneDNN step (%s)", algo_names[v]);
             check_step_loss(st.loss, label);
-            snprintf(label, sizeof label, "oneDNN step (%s 3x3, call %d), gradient",
+            snprintf(label, sizeof label, "oneDNN step (%s, call %d), gradient",
                      algo_names[v], rep + 1);
             check_all_grads(&a, label);
         }
