@@ -19,30 +19,12 @@
 #include <omp.h>
 #endif
 
+#include "bench_util.h"
 #include "core/error.h"
 #include "train/conv1x1.h"
 #include "train/dnnl_conv.h"
 
 #define MAX_REPS 50
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* float32 FMA peak of all cores: 12 independent 16-lane FMA chains per thread */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -53,7 +35,7 @@ __attribute__((target("avx512f"))) static double fma_peak_gflops(void)
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         float sink = 0;
-        double t0 = now();
+        double t0 = bench_now();
 #pragma omp parallel reduction(+ : sink)
         {
             __m512 a[12];
@@ -68,7 +50,7 @@ __attribute__((target("avx512f"))) static double fma_peak_gflops(void)
                 s = _mm512_add_ps(s, a[i]);
             sink += _mm512_reduce_add_ps(s);
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         int threads = 1;
 #ifdef _OPENMP
         threads = omp_get_max_threads();
@@ -163,15 +145,15 @@ int main(int argc, char **argv)
         }
         double t_own[MAX_REPS], t_dnnl[MAX_REPS];
         for (int r = 0; rc == 0 && r <= reps; r++) {
-            double t0 = now();
+            double t0 = bench_now();
             int e = s->op == 2 ? dhf_c1x1_backward_data(own, y, w, x)
                                : dhf_c1x1_forward(own, x, w, y, s->op == 1 ? sum : NULL,
                                                   s->op == 1 ? sq : NULL);
-            double t1 = now();
+            double t1 = bench_now();
             if (dc)
                 e |= s->op == 2 ? dhf_dconv_backward_data(dc, y, w, y2)
                                 : dhf_dconv_forward(dc, x, w, y2);
-            double t2 = now();
+            double t2 = bench_now();
             if (e) {
                 fprintf(stderr, "bench_conv1x1: %s: %s\n", s->what, dhf_err_msg());
                 rc = 1;
@@ -190,7 +172,7 @@ int main(int argc, char **argv)
                 vmax = fmax(vmax, fabs((double)y2[i]));
             }
             const double fl = 2.0 * N * (double)px * s->C * s->O;
-            const double mo = median(t_own, reps), md = dc ? median(t_dnnl, reps) : 0;
+            const double mo = bench_median(t_own, reps), md = dc ? bench_median(t_dnnl, reps) : 0;
             printf("%-36s %10.4f %8.0f %5.0f%% ", s->what, mo, fl / mo / 1e9,
                    peak > 0 ? 100 * fl / mo / 1e9 / peak : 0);
             if (dc)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "bench_util.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "extract/attention.h"
@@ -40,12 +41,6 @@ static int parse_list(const char *s, int *v, int max)
          t = strtok_r(NULL, ",", &save))
         v[n++] = atoi(t);
     return n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static int count_cb(void *user, const dhf_saved_step *s)
@@ -162,8 +157,7 @@ int main(int argc, char **argv)
                 for (int k = 0; k < dhf_unet_n_features(u); k++)
                     dhf_free(feats[k]);
             }
-            qsort(times, (size_t)n, sizeof times[0], cmp_double);
-            double med = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+            double med = bench_median(times, n);     /* sorts: times[0] is the min */
             double gf = dhf_unet_flops(c, B, lat, lat, 77) / 1e9;
             printf("%-8d %-5lld %-10.3f %-10.3f %-10.1f %-9.1f %-8.2f\n", res[ri], (long long)B,
                    med, times[0], gf, gf / med, peak_rss_gb());

@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "core/error.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
@@ -114,13 +115,6 @@ typedef struct {
     char err[512];
 } result;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static double tv_s(struct timeval t) { return t.tv_sec + t.tv_usec * 1e-6; }
 
 /* Current resident set size in GiB (/proc/self/statm), for the per-step trace. */
@@ -134,18 +128,6 @@ static double rss_gib(void)
         resident = -1;
     fclose(f);
     return resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0 * 1024.0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Exact FLOPs of one step (see the header comment). */
@@ -231,16 +213,16 @@ static void run_order(const options *o, const variant *v, result *r)
         if (i == o->warmup)
             getrusage(RUSAGE_SELF, &ru0);
         dhf_step_stats st;
-        double t0 = now();
+        double t0 = bench_now();
         if (dhf_pair_backward(&a, order, feats, si, ti, K_KP, &st))
             goto fail;
         double t1 = t0 + st.seconds_forward;
         double rss_fwd = rss_gib();
         double loss = st.loss;
-        double t2 = now();
+        double t2 = bench_now();
         if (dhf_agg_adamw_step(&opt, &a))
             goto fail;
-        double t3 = now();
+        double t3 = bench_now();
         dhf_fastnet_profile fp;
         dhf_fastnet_get_profile(a.fastnet, &fp);
         pf[0][i] = fp.forward_s;
@@ -270,17 +252,17 @@ static void run_order(const options *o, const variant *v, result *r)
     for (int i = o->warmup; i < n; i++)
         if (wall[i] < r->min)
             r->min = wall[i];
-    r->median = median(wall + o->warmup, o->steps);
-    r->fwd = median(fwd + o->warmup, o->steps);
-    r->bwd = median(bwd + o->warmup, o->steps);
-    r->opt = median(upd + o->warmup, o->steps);
-    r->prof.forward_s = median(pf[0] + o->warmup, o->steps);
-    r->prof.conv_forward_s = median(pf[1] + o->warmup, o->steps);
-    r->prof.backward_s = median(pf[2] + o->warmup, o->steps);
-    r->prof.conv_backward_data_s = median(pf[3] + o->warmup, o->steps);
-    r->prof.conv_backward_weights_s = median(pf[4] + o->warmup, o->steps);
+    r->median = bench_median(wall + o->warmup, o->steps);
+    r->fwd = bench_median(fwd + o->warmup, o->steps);
+    r->bwd = bench_median(bwd + o->warmup, o->steps);
+    r->opt = bench_median(upd + o->warmup, o->steps);
+    r->prof.forward_s = bench_median(pf[0] + o->warmup, o->steps);
+    r->prof.conv_forward_s = bench_median(pf[1] + o->warmup, o->steps);
+    r->prof.backward_s = bench_median(pf[2] + o->warmup, o->steps);
+    r->prof.conv_backward_data_s = bench_median(pf[3] + o->warmup, o->steps);
+    r->prof.conv_backward_weights_s = bench_median(pf[4] + o->warmup, o->steps);
     for (int j = 0; j < DHF_FN_PASS_COUNT; j++)
-        r->prof.pass_s[j] = median(pf[5 + j] + o->warmup, o->steps);
+        r->prof.pass_s[j] = bench_median(pf[5 + j] + o->warmup, o->steps);
     r->ok = 1;
     return;
 fail:

@@ -45,6 +45,25 @@ static float *blocked_random(int n, int c, size_t npx, uint64_t seed)
     return t;
 }
 
+/* n weights from seed (the caller frees) */
+static float *random_weights(size_t n, uint64_t seed)
+{
+    float *w = malloc(sizeof(float) * n);
+    assert_non_null(w);
+    for (size_t i = 0; i < n; i++)
+        w[i] = val(seed + i);
+    return w;
+}
+
+/* n floats, 64-byte aligned, all NaN: what no kernel wrote stays visible */
+static float *nan_filled(size_t n)
+{
+    float *t = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    assert_non_null(t);
+    memset(t, 0xff, n * sizeof(float));
+    return t;
+}
+
 static float at(const float *t, int c, size_t npx, int n, int ch, size_t p)
 {
     const size_t cb = (size_t)dhf_blk_cpad(c) / DHF_BLK;
@@ -83,17 +102,12 @@ static void check_forward(int N, int C, int O, int H, int W)
     if (!dhf_c1x1_supported())
         skip();
     const size_t npx = (size_t)H * W;
-    float *x = blocked_random(N, C, npx, 11);
-    float *w = malloc(sizeof(float) * (size_t)O * C);
-    assert_non_null(w);
-    for (size_t i = 0; i < (size_t)O * C; i++)
-        w[i] = val(900000 + i);
+    float *x = blocked_random(N, C, npx, 11), *w = random_weights((size_t)O * C, 900000);
     const size_t ny = (size_t)N * dhf_blk_cpad(O) * npx;
-    float *y = aligned_alloc(64, ny * sizeof(float)), *y2 = aligned_alloc(64, ny * sizeof(float));
+    float *y = nan_filled(ny), *y2 = nan_filled(ny);
     double *s = calloc((size_t)N * O, sizeof(double)), *q = calloc((size_t)N * O, sizeof(double));
     double *s2 = calloc((size_t)N * O, sizeof(double)), *q2 = calloc((size_t)N * O, sizeof(double));
-    assert_true(y && y2 && s && q && s2 && q2);
-    memset(y, 0xff, ny * sizeof(float));          /* NaN where nothing writes */
+    assert_true(s && q && s2 && q2);
     dhf_c1x1 *c = NULL;
     if (dhf_c1x1_create(&c, N, C, O, H, W))
         fail_msg("%s", dhf_err_msg());
@@ -146,15 +160,9 @@ static void check_backward_data(int N, int C, int O, int H, int W)
     if (!dhf_c1x1_supported())
         skip();
     const size_t npx = (size_t)H * W;
-    float *dy = blocked_random(N, O, npx, 77);
-    float *w = malloc(sizeof(float) * (size_t)O * C);
-    assert_non_null(w);
-    for (size_t i = 0; i < (size_t)O * C; i++)
-        w[i] = val(500000 + i);
+    float *dy = blocked_random(N, O, npx, 77), *w = random_weights((size_t)O * C, 500000);
     const size_t nx = (size_t)N * dhf_blk_cpad(C) * npx;
-    float *dx = aligned_alloc(64, nx * sizeof(float)), *dx2 = aligned_alloc(64, nx * sizeof(float));
-    assert_true(dx && dx2);
-    memset(dx, 0xff, nx * sizeof(float));
+    float *dx = nan_filled(nx), *dx2 = nan_filled(nx);
     dhf_c1x1 *c = NULL;
     if (dhf_c1x1_create(&c, N, C, O, H, W))
         fail_msg("%s", dhf_err_msg());
