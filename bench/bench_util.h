@@ -1,17 +1,11 @@
-/* bench_util.h — what the bench programs share: a monotonic clock in seconds and the
+/* bench_util.h — what the bench programs share: the clock and the
  * median of a set of timings. Header-only: every bench source file is its own program. */
 #ifndef DHF_BENCH_UTIL_H
 #define DHF_BENCH_UTIL_H
 
 #include <stdlib.h>
-#include <time.h>
 
-static inline double bench_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "core/clock.h"   /* dhf_now(), the project's one clock */
 
 static inline int bench_cmp_double(const void *a, const void *b)
 {

@@ -17,7 +17,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "extract/feature_cache.h"
+#include "cache/feature_cache.h"
 
 static void sd15_layout(dhf_cache_layout *l, int res, int steps, dhf_cache_dtype dt, int level)
 {

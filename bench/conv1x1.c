@@ -21,8 +21,8 @@
 
 #include "bench_util.h"
 #include "core/error.h"
-#include "train/conv1x1.h"
-#include "train/dnnl_conv.h"
+#include "engine/conv1x1.h"
+#include "engine/dnnl_conv.h"
 
 #define MAX_REPS 50
 
@@ -35,7 +35,7 @@ __attribute__((target("avx512f"))) static double fma_peak_gflops(void)
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         float sink = 0;
-        double t0 = bench_now();
+        double t0 = dhf_now();
 #pragma omp parallel reduction(+ : sink)
         {
             __m512 a[12];
@@ -50,7 +50,7 @@ __attribute__((target("avx512f"))) static double fma_peak_gflops(void)
                 s = _mm512_add_ps(s, a[i]);
             sink += _mm512_reduce_add_ps(s);
         }
-        double dt = bench_now() - t0;
+        double dt = dhf_now() - t0;
         int threads = 1;
 #ifdef _OPENMP
         threads = omp_get_max_threads();
@@ -145,15 +145,15 @@ int main(int argc, char **argv)
         }
         double t_own[MAX_REPS], t_dnnl[MAX_REPS];
         for (int r = 0; rc == 0 && r <= reps; r++) {
-            double t0 = bench_now();
+            double t0 = dhf_now();
             int e = s->op == 2 ? dhf_c1x1_backward_data(own, y, w, x)
                                : dhf_c1x1_forward(own, x, w, y, s->op == 1 ? sum : NULL,
                                                   s->op == 1 ? sq : NULL);
-            double t1 = bench_now();
+            double t1 = dhf_now();
             if (dc)
                 e |= s->op == 2 ? dhf_dconv_backward_data(dc, y, w, y2)
                                 : dhf_dconv_forward(dc, x, w, y2);
-            double t2 = bench_now();
+            double t2 = dhf_now();
             if (e) {
                 fprintf(stderr, "bench_conv1x1: %s: %s\n", s->what, dhf_err_msg());
                 rc = 1;

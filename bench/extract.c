@@ -23,7 +23,7 @@
 #include "extract/sd_model.h"
 #include "extract/unet.h"
 #include "shim/torch_shim.h"
-#include "train/memtune.h"
+#include "memtune.h"
 
 static double peak_rss_gb(void)
 {

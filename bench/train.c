@@ -59,9 +59,9 @@
 #include "core/error.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
-#include "train/fastnet.h"
+#include "engine/fastnet.h"
 #include "train/loss.h"
-#include "train/memtune.h"
+#include "memtune.h"
 #include "train/optim.h"
 #include "train/step.h"
 
@@ -213,16 +213,16 @@ static void run_order(const options *o, const variant *v, result *r)
         if (i == o->warmup)
             getrusage(RUSAGE_SELF, &ru0);
         dhf_step_stats st;
-        double t0 = bench_now();
+        double t0 = dhf_now();
         if (dhf_pair_backward(&a, order, feats, si, ti, K_KP, &st))
             goto fail;
         double t1 = t0 + st.seconds_forward;
         double rss_fwd = rss_gib();
         double loss = st.loss;
-        double t2 = bench_now();
+        double t2 = dhf_now();
         if (dhf_agg_adamw_step(&opt, &a))
             goto fail;
-        double t3 = bench_now();
+        double t3 = dhf_now();
         dhf_fastnet_profile fp;
         dhf_fastnet_get_profile(a.fastnet, &fp);
         pf[0][i] = fp.forward_s;

@@ -5,8 +5,8 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/progress.h"
-#include "extract/cache_export.h"
-#include "extract/feature_cache.h"
+#include "cache/cache_export.h"
+#include "cache/feature_cache.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

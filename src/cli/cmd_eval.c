@@ -10,7 +10,7 @@
 #include "eval/dataset.h"
 #include "eval/evaluate.h"
 #include "eval/provider_image.h"
-#include "extract/provider_cache.h"
+#include "cache/provider_cache.h"
 #include "train/hyperfeature_provider.h"
 
 #include <stdio.h>

@@ -6,8 +6,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "shim/torch_shim.h"
-#include "train/conv1x1.h"
-#include "train/fastnet.h"
+#include "engine/conv1x1.h"
+#include "engine/fastnet.h"
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>

@@ -1,10 +1,10 @@
 /* cmd_synth.c — `dhf synth`: writes the synthetic benchmark (SPair-71k and
- * CUB-200-2011 layouts) that the demo and the tests run on; see eval/synth.h. */
+ * CUB-200-2011 layouts) that the demo and the tests run on; see synth/synth.h. */
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "eval/synth.h"
-#include "eval/synth_shapes.h"
+#include "synth/synth.h"
+#include "synth/synth_shapes.h"
 
 #include <errno.h>
 #include <limits.h>

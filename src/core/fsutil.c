@@ -1,4 +1,4 @@
-/* fsutil.c — whole-file reads, atomic writes, mkdir -p, path joins. */
+/* fsutil.c — whole-file reads, atomic writes, mkdir -p, path joins, a component's weights file. */
 #include "core/fsutil.h"
 #include "core/error.h"
 
@@ -183,4 +183,26 @@ int dhf_remove_tree(const char *path)
     if (rc == 0 && rmdir(path) != 0)
         return dhf_err_set("cannot remove %s: %s", path, strerror(errno));
     return rc;
+}
+
+/* <dir>/<stem>.safetensors, else the .fp16 variant the hub also ships. */
+int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t n)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.safetensors", stem);
+    if (dhf_path_join(path, n, dir, name) != 0)
+        return -1;
+    if (dhf_path_exists(path))
+        return 0;
+    snprintf(name, sizeof name, "%s.fp16.safetensors", stem);
+    char alt[4096];
+    if (dhf_path_join(alt, sizeof alt, dir, name) == 0 && dhf_path_exists(alt)) {
+        snprintf(path, n, "%s", alt);
+        return 0;
+    }
+    snprintf(name, sizeof name, "%s.bin", stem);
+    if (dhf_path_join(alt, sizeof alt, dir, name) == 0 && dhf_path_exists(alt))
+        return dhf_err_set("%s: only safetensors weights are supported (convert %s)", path,
+                           alt);
+    return dhf_err_set("%s: missing weights file", path);
 }

@@ -33,4 +33,9 @@ int dhf_remove_tree(const char *path);
 int dhf_path_join(char *out, size_t n, const char *a, const char *b);
 const char *dhf_basename(const char *path);       /* pointer into path */
 
+/* The weights of a diffusers component: <dir>/<stem>.safetensors, else the
+ * `.fp16.safetensors` variant the hub also ships; a `.bin` alone is an error asking
+ * for safetensors. */
+int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t n);
+
 #endif

@@ -7,13 +7,6 @@
 #include <time.h>
 #include <unistd.h>
 
-double dhf_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void dhf_format_duration(double s, char *buf, int n)
 {
     if (s < 0 || s != s)

@@ -5,6 +5,7 @@
 #ifndef DHF_CORE_PROGRESS_H
 #define DHF_CORE_PROGRESS_H
 
+#include "core/clock.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,7 +24,6 @@ void dhf_progress_set_unit(dhf_progress *p, const char *unit);
 /* Advances by n; note (may be NULL) is shown at the end of the line. */
 void dhf_progress_step(dhf_progress *p, int64_t n, const char *note);
 void dhf_progress_end(dhf_progress *p);
-double dhf_now(void);   /* monotonic seconds */
 /* "1h02m", "3m05s", "12.3s" into buf. */
 void dhf_format_duration(double seconds, char *buf, int n);
 

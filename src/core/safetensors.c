@@ -3,6 +3,7 @@
  * converts stored values to float32. Also the dtype table and half/bfloat16 bit
  * conversions shared with the writer (safetensors_writer.c). */
 #include "core/safetensors.h"
+#include "core/str.h"
 #include "core/error.h"
 
 #include <cjson/cJSON.h>
@@ -356,15 +357,6 @@ void dhf_format_shape(char *buf, size_t n, const int64_t *shape, int ndim)
         snprintf(buf + w, n - w, "]");
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 /* Fills `info` (but not its name) from one header entry; errors name the tensor. */
 static int parse_entry(const char *path, const char *name, const cJSON *entry,
                        uint64_t data_len, dhf_st_info *info)
@@ -539,8 +531,8 @@ static int parse_metadata(dhf_st_file *f, const cJSON *meta)
             return dhf_err_set("%s: header: __metadata__ key '%s': value is not a string "
                                "(got %s)", f->path, c->string, json_kind(c));
         struct meta_kv *kv = &f->meta[f->meta_count++];
-        kv->key = dup_str(c->string);
-        kv->value = dup_str(c->valuestring);
+        kv->key = dhf_strdup(c->string);
+        kv->value = dhf_strdup(c->valuestring);
         if (!kv->key || !kv->value)
             return dhf_err_set("%s: out of memory", f->path);
     }
@@ -591,7 +583,7 @@ static int parse_header(dhf_st_file *f, const char *text, uint64_t len)
         if (c == meta)
             continue;
         dhf_st_info *info = &f->tensors[f->count];
-        info->name = dup_str(c->string);
+        info->name = dhf_strdup(c->string);
         if (!info->name) {
             rc = dhf_err_set("%s: out of memory", f->path);
             goto done;
@@ -623,7 +615,7 @@ int dhf_st_open(const char *path, dhf_st_file **out)
     if (!path || !out)
         return dhf_err_set("safetensors: NULL path or output");
     dhf_st_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = dup_str(path))) {
+    if (!f || !(f->path = dhf_strdup(path))) {
         free(f);
         return dhf_err_set("%s: out of memory", path);
     }

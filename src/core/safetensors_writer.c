@@ -2,6 +2,7 @@
  * borrowed) and "__metadata__", then writes one file atomically with tensors
  * sorted by name, packed back to back, and the header space-padded to 8 bytes. */
 #include "core/safetensors.h"
+#include "core/str.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 
@@ -29,15 +30,6 @@ struct dhf_st_writer {
     struct meta_kv { char *key, *value; } *meta;
     int meta_count, meta_cap;
 };
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
 
 int dhf_st_writer_new(dhf_st_writer **w)
 {
@@ -122,7 +114,7 @@ static int writer_add(dhf_st_writer *w, const char *name, dhf_st_dtype dt,
     }
     writer_entry *e = &w->entries[w->count];
     memset(e, 0, sizeof *e);
-    e->name = dup_str(name);
+    e->name = dhf_strdup(name);
     if (!e->name)
         return dhf_err_set("safetensors writer: out of memory");
     if (mode == ADD_ADOPT) {
@@ -175,7 +167,7 @@ int dhf_st_writer_set_metadata(dhf_st_writer *w, const char *key, const char *va
         return dhf_err_set("safetensors writer: NULL writer, metadata key or value");
     for (int i = 0; i < w->meta_count; i++) {
         if (strcmp(w->meta[i].key, key) == 0) {
-            char *v = dup_str(value);
+            char *v = dhf_strdup(value);
             if (!v)
                 return dhf_err_set("safetensors writer: out of memory");
             free(w->meta[i].value);
@@ -191,7 +183,7 @@ int dhf_st_writer_set_metadata(dhf_st_writer *w, const char *key, const char *va
         w->meta = m;
         w->meta_cap = cap;
     }
-    char *k = dup_str(key), *v = dup_str(value);
+    char *k = dhf_strdup(key), *v = dhf_strdup(value);
     if (!k || !v) {
         free(k);
         free(v);

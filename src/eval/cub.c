@@ -4,8 +4,9 @@
  * class drawn with a seed, or an explicit list. */
 #include "eval/cub_tables.h"
 #include "eval/dataset.h"
-#include "eval/dataset_internal.h"
+#include "eval/dataset_common.h"
 #include "core/error.h"
+#include "core/str.h"
 #include "core/fsutil.h"
 
 #include <ctype.h>
@@ -27,14 +28,14 @@ static int make_pair(const dhf_cub_tables *t, int s, int d, dhf_pair *p)
     memset(p, 0, sizeof *p);
     char id[700], path[4096];
     snprintf(id, sizeof id, "%d-%d:%s", a->id, b->id, t->classes[a->cls]);
-    if (!(p->id = dhf_ds_strdup(id)) || !(p->category = dhf_ds_strdup(t->classes[a->cls])) ||
-        !(p->src_key = dhf_ds_strdup(a->rel)) || !(p->trg_key = dhf_ds_strdup(b->rel)))
+    if (!(p->id = dhf_strdup(id)) || !(p->category = dhf_strdup(t->classes[a->cls])) ||
+        !(p->src_key = dhf_strdup(a->rel)) || !(p->trg_key = dhf_strdup(b->rel)))
         return dhf_err_set("out of memory");
     if ((size_t)snprintf(path, sizeof path, "%s/images/%s", t->root, a->rel) >= sizeof path ||
-        !(p->src_path = dhf_ds_strdup(path)))
+        !(p->src_path = dhf_strdup(path)))
         return dhf_err_set("image path too long or out of memory: %s", a->rel);
     if ((size_t)snprintf(path, sizeof path, "%s/images/%s", t->root, b->rel) >= sizeof path ||
-        !(p->trg_path = dhf_ds_strdup(path)))
+        !(p->trg_path = dhf_strdup(path)))
         return dhf_err_set("image path too long or out of memory: %s", b->rel);
     memcpy(p->src_bbox, a->bbox, sizeof p->src_bbox);
     memcpy(p->trg_bbox, b->bbox, sizeof p->trg_bbox);

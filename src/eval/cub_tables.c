@@ -1,8 +1,9 @@
 /* cub_tables.c — parsing and cross-checking the CUB-200-2011 annotation text
  * files into per-image records (shared by the pair reader and data check). */
 #include "eval/cub_tables.h"
-#include "eval/dataset_internal.h"
+#include "eval/dataset_common.h"
 #include "core/error.h"
+#include "core/str.h"
 #include "core/fsutil.h"
 
 #include <ctype.h>
@@ -184,7 +185,7 @@ static int read_images(dhf_cub_tables *t)
         im->class_id = -1;
         im->is_train = -1;
         im->bbox[0] = NAN;
-        if (!(im->rel = dhf_ds_strdup(rest))) {
+        if (!(im->rel = dhf_strdup(rest))) {
             rc = dhf_err_set("out of memory reading %s", r.path);
             break;
         }
@@ -334,7 +335,7 @@ static int read_parts(dhf_cub_tables *t)
             pos--;
         }
         t->part_ids[pos] = id;
-        t->part_names[pos] = dhf_ds_strdup(rest);
+        t->part_names[pos] = dhf_strdup(rest);
         t->n_parts++;
         if (!t->part_names[pos]) {
             rc = dhf_err_set("out of memory reading %s", r.path);
@@ -429,7 +430,7 @@ static int assign_classes(dhf_cub_tables *t)
         if (dhf_ds_category_known(names, n, cls) >= 0)
             continue;
         char **nv = realloc(names, sizeof(char *) * (size_t)(n + 1));
-        if (!nv || !(nv[n] = dhf_ds_strdup(cls))) {
+        if (!nv || !(nv[n] = dhf_strdup(cls))) {
             dhf_ds_free_strings(nv ? nv : names, n);
             return dhf_err_set("out of memory");
         }

@@ -6,9 +6,10 @@
 #include "eval/data_check.h"
 #include "eval/cub_tables.h"
 #include "eval/dataset.h"
-#include "eval/dataset_internal.h"
+#include "eval/dataset_common.h"
 #include "eval/dataset_json.h"
 #include "core/error.h"
+#include "core/str.h"
 #include "core/fsutil.h"
 #include "core/image.h"
 #include "core/progress.h"
@@ -173,7 +174,7 @@ static int scan_spair_images(checker *c, const char *root, char **cats, int n_ca
             image_entry *e = &(*images)[*n_images];
             char key[2048];
             snprintf(key, sizeof key, "%s/%s", cats[k], names[i]);
-            e->key = dhf_ds_strdup(key);
+            e->key = dhf_strdup(key);
             e->w = e->h = 0;
             if (!e->key) {
                 dhf_ds_free_strings(names, (int)n);

@@ -4,9 +4,10 @@
  * Image sizes are not in this format; they are filled in (and boxes checked
  * against them) by dhf_dataset_resolve_images. */
 #include "eval/dataset.h"
-#include "eval/dataset_internal.h"
+#include "eval/dataset_common.h"
 #include "eval/dataset_json.h"
 #include "core/error.h"
+#include "core/str.h"
 #include "core/fsutil.h"
 
 #include <stdio.h>
@@ -44,8 +45,8 @@ static int resolve_image(const char *image_root, const char *category, const cha
         if (dhf_path_join(full, sizeof full, dhf_is_dir(catdir) ? catdir : image_root, rel) != 0)
             return -1;
     }
-    *key = dhf_ds_strdup(k);
-    *path = dhf_ds_strdup(full);
+    *key = dhf_strdup(k);
+    *path = dhf_strdup(full);
     if (!*key || !*path)
         return dhf_err_set("out of memory");
     return 0;
@@ -116,7 +117,7 @@ static int read_entry(const cJSON *e, const char *where, int index, const char *
     stem_of(src, s_stem, sizeof s_stem);
     stem_of(trg, t_stem, sizeof t_stem);
     snprintf(id, sizeof id, "%d-%s-%s:%s", index + 1, s_stem, t_stem, category);
-    if (!(p->id = dhf_ds_strdup(id)) || !(p->category = dhf_ds_strdup(category))) {
+    if (!(p->id = dhf_strdup(id)) || !(p->category = dhf_strdup(category))) {
         dhf_err_set("out of memory");
         goto out;
     }
@@ -138,7 +139,7 @@ static int add_used_category(char ***v, int *n, const char *name)
     if (!nv)
         return dhf_err_set("out of memory");
     *v = nv;
-    if (!(nv[*n] = dhf_ds_strdup(name)))
+    if (!(nv[*n] = dhf_strdup(name)))
         return dhf_err_set("out of memory");
     (*n)++;
     return 0;

@@ -4,9 +4,10 @@
  * difficulty attributes and poses are optional (-1 / "" when absent); unknown
  * extra fields (pair_id, filename, ...) are ignored. */
 #include "eval/dataset.h"
-#include "eval/dataset_internal.h"
+#include "eval/dataset_common.h"
 #include "eval/dataset_json.h"
 #include "core/error.h"
+#include "core/str.h"
 #include "core/fsutil.h"
 #include "core/progress.h"
 
@@ -42,8 +43,8 @@ static int set_image(const char *root, const char *category, const char *imname,
         return dhf_err_set("image name too long: %s/%s", category, imname);
     if ((size_t)snprintf(full, sizeof full, "%s/JPEGImages/%s", root, rel) >= sizeof full)
         return dhf_err_set("image path too long under %s", root);
-    *key = dhf_ds_strdup(rel);
-    *path = dhf_ds_strdup(full);
+    *key = dhf_strdup(rel);
+    *path = dhf_strdup(full);
     if (!*key || !*path)
         return dhf_err_set("out of memory");
     return 0;
@@ -117,7 +118,7 @@ static int read_pair_fields(const cJSON *j, const char *where, const char *stem,
         dhf_dj_opt_string(j, where, "trg_pose", p->trg_pose, sizeof p->trg_pose))
         goto out;
 
-    if (!(p->id = dhf_ds_strdup(stem)) || !(p->category = dhf_ds_strdup(category))) {
+    if (!(p->id = dhf_strdup(stem)) || !(p->category = dhf_strdup(category))) {
         dhf_err_set("out of memory");
         goto out;
     }

@@ -4,7 +4,7 @@
  * the draw never depends on directory order), plus the FNV-1a hash of the
  * sorted ids that reports carry. */
 #include "eval/dataset.h"
-#include "eval/dataset_internal.h"
+#include "eval/dataset_common.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 

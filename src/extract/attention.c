@@ -79,7 +79,7 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
     int rc = 0;
     dhf_tensor qh = NULL, kh = NULL, vh = NULL, kt = NULL, o = NULL, merged = NULL;
     dhf_scope_begin();
-    DHF_TRY(split_heads(q, B, N, H, d, &qh));
+    DHF_CHECK(split_heads(q, B, N, H, d, &qh));
     if (scale != 1.0) {
         /* (scale q) k^T instead of scale (q k^T): one pass over the [BH, N, d] queries
          * instead of over the [BH, N, M] scores (differs by float rounding only) */
@@ -87,8 +87,8 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
         DHF_SHIM(dhf_mul_scalar(qh, scale, &qs));
         qh = qs;
     }
-    DHF_TRY(split_heads(k, B, M, H, d, &kh));
-    DHF_TRY(split_heads(v, B, M, H, dv, &vh));
+    DHF_CHECK(split_heads(k, B, M, H, d, &kh));
+    DHF_CHECK(split_heads(v, B, M, H, dv, &vh));
     DHF_SHIM(dhf_transpose(kh, 1, 2, &kt));   /* [BH, d, M], a view */
 
     size_t elem = dhf_dtype_size(dhf_get_dtype(q));
@@ -120,7 +120,7 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
             dhf_free(oc);
         }
     }
-    DHF_TRY(merge_heads(o, B, N, H, dv, &merged));
+    DHF_CHECK(merge_heads(o, B, N, H, dv, &merged));
     *out = merged;
 done:;
     dhf_tensor *outs[1] = {out};

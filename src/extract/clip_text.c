@@ -142,21 +142,21 @@ static int layer_forward(const dhf_clip_text *c, const clip_layer *l, dhf_tensor
     dhf_tensor x = NULL, q = NULL, qs = NULL, k = NULL, v = NULL, a = NULL, o = NULL;
     dhf_tensor x2 = NULL, f1 = NULL, act = NULL, f2 = NULL;
     dhf_scope_begin();
-    DHF_TRY(dhf_layernorm_forward(&l->ln1, h, &x));
-    DHF_TRY(dhf_linear_forward(&l->q, x, &q));
+    DHF_CHECK(dhf_layernorm_forward(&l->ln1, h, &x));
+    DHF_CHECK(dhf_linear_forward(&l->q, x, &q));
     DHF_SHIM(dhf_mul_scalar(q, scale, &qs));      /* transformers scales q after the bias */
-    DHF_TRY(dhf_linear_forward(&l->k, x, &k));
-    DHF_TRY(dhf_linear_forward(&l->v, x, &v));
-    DHF_TRY(dhf_attention_core(qs, k, v, heads, 1.0, true, &a));
-    DHF_TRY(dhf_linear_forward(&l->o, a, &o));
+    DHF_CHECK(dhf_linear_forward(&l->k, x, &k));
+    DHF_CHECK(dhf_linear_forward(&l->v, x, &v));
+    DHF_CHECK(dhf_attention_core(qs, k, v, heads, 1.0, true, &a));
+    DHF_CHECK(dhf_linear_forward(&l->o, a, &o));
     DHF_SHIM(dhf_add_(h, o));
-    DHF_TRY(dhf_layernorm_forward(&l->ln2, h, &x2));
-    DHF_TRY(dhf_linear_forward(&l->fc1, x2, &f1));
+    DHF_CHECK(dhf_layernorm_forward(&l->ln2, h, &x2));
+    DHF_CHECK(dhf_linear_forward(&l->fc1, x2, &f1));
     if (c->cfg.hidden_act == DHF_ACT_QUICK_GELU)
         DHF_SHIM(dhf_quick_gelu(f1, &act));
     else
         DHF_SHIM(dhf_gelu(f1, &act));
-    DHF_TRY(dhf_linear_forward(&l->fc2, act, &f2));
+    DHF_CHECK(dhf_linear_forward(&l->fc2, act, &f2));
     DHF_SHIM(dhf_add_(h, f2));
 done:
     return dhf_nn_scope_finish(rc, NULL, 0);
@@ -197,7 +197,7 @@ int dhf_clip_text_forward(const dhf_clip_text *c, const int64_t *ids, int B, int
     }
     if (hidden_states)
         DHF_SHIM(dhf_clone(h, &hidden_states[L]));
-    DHF_TRY(dhf_layernorm_forward(&c->final_ln, h, &last));
+    DHF_CHECK(dhf_layernorm_forward(&c->final_ln, h, &last));
     if (pooled) {
         /* transformers: argmax(input_ids) per row -> the first maximal id */
         dhf_tensor rows[64], stacked = NULL;

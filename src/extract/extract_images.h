@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
-#include "extract/feature_cache.h"
+#include "cache/feature_cache.h"
 
 typedef struct {
     dhf_cache_image *v;   /* key, path, width, height (read from the file header) */

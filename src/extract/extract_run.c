@@ -11,7 +11,7 @@
 #include "extract/ddim.h"
 #include "extract/extract_images.h"
 #include "extract/inversion.h"
-#include "extract/model_identity.h"
+#include "cache/model_identity.h"
 #include "extract/sd_model.h"
 
 #include <cjson/cJSON.h>

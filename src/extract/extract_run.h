@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include "core/config.h"
-#include "extract/feature_cache.h"
-#include "extract/shard.h"
+#include "cache/feature_cache.h"
+#include "cache/shard.h"
 
 /* Exit status of the DHF_TEST_ABORT_AFTER test hook. */
 #define DHF_EXTRACT_TEST_ABORT_STATUS 86

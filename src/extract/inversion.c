@@ -182,7 +182,7 @@ int dhf_resize_concat(const dhf_tensor *feats, int n, int64_t R, dhf_tensor *out
     dhf_scope_begin();
     for (int i = 0; i < n; i++) {
         if (R > 0)
-            DHF_TRY(dhf_resize_bilinear(feats[i], R, R, &parts[i]));
+            DHF_CHECK(dhf_resize_bilinear(feats[i], R, R, &parts[i]));
         else
             parts[i] = feats[i];
     }

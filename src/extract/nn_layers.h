@@ -26,8 +26,9 @@ int dhf_nn_shim_fail(const char *call);
             goto done;                                  \
         }                                               \
     } while (0)
-/* Same for our own functions (0 / -1 with the message already set). */
-#define DHF_TRY(call)                                   \
+/* Same for our own functions (0 / -1 with the message already set). (DHF_TRY of
+ * core/torch/shim_try.h is the other style: a shim call, a message, a `fail:` label.) */
+#define DHF_CHECK(call)                                   \
     do {                                                \
         if ((call) != 0) {                              \
             rc = -1;                                    \

@@ -54,9 +54,9 @@ int dhf_resnet_forward(const dhf_resnet *r, dhf_tensor x, dhf_tensor temb_act,
     dhf_tensor h = NULL, h1 = NULL, tp = NULL, tp4 = NULL, h2 = NULL, hb = NULL;
     dhf_tensor sc = NULL, res = NULL;
     dhf_scope_begin();
-    DHF_TRY(dhf_groupnorm_forward(&r->norm1, x, &h));
+    DHF_CHECK(dhf_groupnorm_forward(&r->norm1, x, &h));
     DHF_SHIM(dhf_silu_(h));
-    DHF_TRY(dhf_conv2d_forward(&r->conv1, h, &h1));
+    DHF_CHECK(dhf_conv2d_forward(&r->conv1, h, &h1));
     dhf_free(h);
     if (r->has_temb) {
         if (!temb_act) {
@@ -64,17 +64,17 @@ int dhf_resnet_forward(const dhf_resnet *r, dhf_tensor x, dhf_tensor temb_act,
             goto done;
         }
         int64_t s4[4] = {dhf_size(temb_act, 0), r->out_ch, 1, 1};
-        DHF_TRY(dhf_linear_forward(&r->time_emb_proj, temb_act, &tp));
+        DHF_CHECK(dhf_linear_forward(&r->time_emb_proj, temb_act, &tp));
         DHF_SHIM(dhf_view(tp, s4, 4, &tp4));
         DHF_SHIM(dhf_add_(h1, tp4));
     }
-    DHF_TRY(dhf_groupnorm_forward(&r->norm2, h1, &h2));
+    DHF_CHECK(dhf_groupnorm_forward(&r->norm2, h1, &h2));
     dhf_free(h1);
     DHF_SHIM(dhf_silu_(h2));
-    DHF_TRY(dhf_conv2d_forward(&r->conv2, h2, &hb));
+    DHF_CHECK(dhf_conv2d_forward(&r->conv2, h2, &hb));
     dhf_free(h2);
     if (r->has_shortcut) {
-        DHF_TRY(dhf_conv2d_forward(&r->conv_shortcut, x, &sc));
+        DHF_CHECK(dhf_conv2d_forward(&r->conv_shortcut, x, &sc));
         DHF_SHIM(dhf_add(sc, hb, &res));
     } else {
         DHF_SHIM(dhf_add(x, hb, &res));
@@ -122,14 +122,14 @@ static int cross_attention_forward(const dhf_cross_attention *a, dhf_tensor x,
     dhf_tensor q = NULL, k = NULL, v = NULL, o = NULL, res = NULL;
     dhf_tensor ctx = context ? context : x;
     dhf_scope_begin();
-    DHF_TRY(dhf_linear_forward(&a->to_q, x, &q));
-    DHF_TRY(dhf_linear_forward(&a->to_k, ctx, &k));
-    DHF_TRY(dhf_linear_forward(&a->to_v, ctx, &v));
-    DHF_TRY(dhf_attention_core(q, k, v, a->heads, a->scale, false, &o));
+    DHF_CHECK(dhf_linear_forward(&a->to_q, x, &q));
+    DHF_CHECK(dhf_linear_forward(&a->to_k, ctx, &k));
+    DHF_CHECK(dhf_linear_forward(&a->to_v, ctx, &v));
+    DHF_CHECK(dhf_attention_core(q, k, v, a->heads, a->scale, false, &o));
     dhf_free(q);
     dhf_free(k);
     dhf_free(v);
-    DHF_TRY(dhf_linear_forward(&a->to_out, o, &res));
+    DHF_CHECK(dhf_linear_forward(&a->to_out, o, &res));
     *out = res;
 done:;
     dhf_tensor *outs[1] = {out};
@@ -169,7 +169,7 @@ static int geglu_forward(const dhf_transformer_block *b, dhf_tensor x, dhf_tenso
     int rc = 0, n_chunks = 0;
     dhf_tensor proj = NULL, halves[2] = {NULL, NULL}, gate = NULL, res = NULL;
     dhf_scope_begin();
-    DHF_TRY(dhf_linear_forward(&b->ff_proj, x, &proj));
+    DHF_CHECK(dhf_linear_forward(&b->ff_proj, x, &proj));
     DHF_SHIM(dhf_chunk(proj, 2, -1, halves, &n_chunks));
     if (n_chunks != 2) {
         rc = dhf_err_set("GEGLU: projection did not split in two");
@@ -178,7 +178,7 @@ static int geglu_forward(const dhf_transformer_block *b, dhf_tensor x, dhf_tenso
     DHF_SHIM(dhf_gelu(halves[1], &gate));
     DHF_SHIM(dhf_mul_(gate, halves[0]));
     dhf_free(proj);
-    DHF_TRY(dhf_linear_forward(&b->ff_out, gate, &res));
+    DHF_CHECK(dhf_linear_forward(&b->ff_out, gate, &res));
     *out = res;
 done:;
     dhf_tensor *outs[1] = {out};
@@ -192,18 +192,18 @@ static int transformer_block_forward(const dhf_transformer_block *b, dhf_tensor 
     int rc = 0;
     dhf_tensor n1 = NULL, a1 = NULL, n2 = NULL, a2 = NULL, n3 = NULL, f = NULL;
     dhf_scope_begin();
-    DHF_TRY(dhf_layernorm_forward(&b->norm1, x, &n1));
-    DHF_TRY(cross_attention_forward(&b->attn1, n1, NULL, &a1));
+    DHF_CHECK(dhf_layernorm_forward(&b->norm1, x, &n1));
+    DHF_CHECK(cross_attention_forward(&b->attn1, n1, NULL, &a1));
     DHF_SHIM(dhf_add_(x, a1));
     dhf_free(n1);
     dhf_free(a1);
-    DHF_TRY(dhf_layernorm_forward(&b->norm2, x, &n2));
-    DHF_TRY(cross_attention_forward(&b->attn2, n2, context, &a2));
+    DHF_CHECK(dhf_layernorm_forward(&b->norm2, x, &n2));
+    DHF_CHECK(cross_attention_forward(&b->attn2, n2, context, &a2));
     DHF_SHIM(dhf_add_(x, a2));
     dhf_free(n2);
     dhf_free(a2);
-    DHF_TRY(dhf_layernorm_forward(&b->norm3, x, &n3));
-    DHF_TRY(geglu_forward(b, n3, &f));
+    DHF_CHECK(dhf_layernorm_forward(&b->norm3, x, &n3));
+    DHF_CHECK(geglu_forward(b, n3, &f));
     DHF_SHIM(dhf_add_(x, f));
 done:
     return dhf_nn_scope_finish(rc, NULL, 0);
@@ -292,26 +292,26 @@ int dhf_transformer2d_forward(const dhf_transformer2d *t, dhf_tensor x, dhf_tens
     int64_t H = dhf_size(x, 2), W = dhf_size(x, 3);
     dhf_tensor h = NULL, hp = NULL, tok = NULL, tok2 = NULL, img = NULL, img2 = NULL;
     dhf_scope_begin();
-    DHF_TRY(dhf_groupnorm_forward(&t->norm, x, &h));
+    DHF_CHECK(dhf_groupnorm_forward(&t->norm, x, &h));
     if (t->linear_projection) {
-        DHF_TRY(to_tokens(h, &tok2));
-        DHF_TRY(dhf_linear_forward(&t->proj_in_lin, tok2, &tok));
+        DHF_CHECK(to_tokens(h, &tok2));
+        DHF_CHECK(dhf_linear_forward(&t->proj_in_lin, tok2, &tok));
     } else {
-        DHF_TRY(dhf_conv2d_forward(&t->proj_in_conv, h, &hp));
-        DHF_TRY(to_tokens(hp, &tok));
+        DHF_CHECK(dhf_conv2d_forward(&t->proj_in_conv, h, &hp));
+        DHF_CHECK(to_tokens(hp, &tok));
     }
     dhf_free(h);
     dhf_free(hp);
     dhf_free(tok2);
     tok2 = NULL;
     for (int i = 0; i < t->n_blocks; i++)
-        DHF_TRY(transformer_block_forward(&t->blocks[i], tok, context));
+        DHF_CHECK(transformer_block_forward(&t->blocks[i], tok, context));
     if (t->linear_projection) {
-        DHF_TRY(dhf_linear_forward(&t->proj_out_lin, tok, &tok2));
-        DHF_TRY(from_tokens(tok2, H, W, &img));
+        DHF_CHECK(dhf_linear_forward(&t->proj_out_lin, tok, &tok2));
+        DHF_CHECK(from_tokens(tok2, H, W, &img));
     } else {
-        DHF_TRY(from_tokens(tok, H, W, &img2));
-        DHF_TRY(dhf_conv2d_forward(&t->proj_out_conv, img2, &img));
+        DHF_CHECK(from_tokens(tok, H, W, &img2));
+        DHF_CHECK(dhf_conv2d_forward(&t->proj_out_conv, img2, &img));
     }
     DHF_SHIM(dhf_add_(img, x));
     *out = img;
@@ -397,15 +397,15 @@ int dhf_vae_attention_forward(const dhf_vae_attention *a, dhf_tensor x, dhf_tens
     dhf_tensor h = NULL, v3 = NULL, tok = NULL, q = NULL, k = NULL, v = NULL, o = NULL;
     dhf_tensor pr = NULL, prt = NULL, img = NULL;
     dhf_scope_begin();
-    DHF_TRY(dhf_groupnorm_forward(&a->norm, x, &h));
+    DHF_CHECK(dhf_groupnorm_forward(&a->norm, x, &h));
     int64_t s3[3] = {B, C, H * W}, s4[4] = {B, C, H, W};
     DHF_SHIM(dhf_view(h, s3, 3, &v3));
     DHF_SHIM(dhf_transpose(v3, 1, 2, &tok));            /* [B, HW, C] */
-    DHF_TRY(dhf_linear_forward(&a->q, tok, &q));
-    DHF_TRY(dhf_linear_forward(&a->k, tok, &k));
-    DHF_TRY(dhf_linear_forward(&a->v, tok, &v));
-    DHF_TRY(dhf_attention_core(q, k, v, 1, 1.0 / sqrt((double)C), false, &o));
-    DHF_TRY(dhf_linear_forward(&a->proj, o, &pr));
+    DHF_CHECK(dhf_linear_forward(&a->q, tok, &q));
+    DHF_CHECK(dhf_linear_forward(&a->k, tok, &k));
+    DHF_CHECK(dhf_linear_forward(&a->v, tok, &v));
+    DHF_CHECK(dhf_attention_core(q, k, v, 1, 1.0 / sqrt((double)C), false, &o));
+    DHF_CHECK(dhf_linear_forward(&a->proj, o, &pr));
     DHF_SHIM(dhf_transpose(pr, 1, 2, &prt));            /* [B, C, HW] */
     DHF_SHIM(dhf_reshape(prt, s4, 4, &img));
     {

@@ -8,8 +8,10 @@
 
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/hash.h"
 #include "core/safetensors.h"
 #include "core/torch/st_tensor.h"
+#include "cache/model_identity.h"
 #include "extract/image_prep.h"
 #include "extract/nn_layers.h"
 
@@ -102,74 +104,6 @@ int dhf_sd_model_load(const char *dir, const dhf_sd_load_opts *opts, dhf_sd_mode
     return 0;
 }
 
-static void fnv_update(uint64_t *h, const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        *h ^= p[i];
-        *h *= 0x100000001b3ull;
-    }
-}
-
-int dhf_sd_model_identity(const char *dir, char *buf, size_t n)
-{
-    char udir[4096], wpath[4096];
-    if (dhf_path_join(udir, sizeof udir, dir, "unet") != 0 ||
-        dhf_find_weights_file(udir, "diffusion_pytorch_model", wpath, sizeof wpath) != 0)
-        return -1;
-    FILE *f = fopen(wpath, "rb");
-    if (!f)
-        return dhf_err_set("%s: cannot open", wpath);
-    unsigned char len8[8];
-    uint64_t h = 0xcbf29ce484222325ull;
-    int rc = 0;
-    unsigned char *chunk = malloc(1 << 20);
-    if (!chunk) {
-        fclose(f);
-        return dhf_err_set("out of memory");
-    }
-    if (fread(len8, 1, 8, f) != 8) {
-        rc = dhf_err_set("%s: truncated header", wpath);
-        goto out;
-    }
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | len8[i];
-    if (hlen > DHF_ST_MAX_HEADER_BYTES) {
-        rc = dhf_err_set("%s: header too large", wpath);
-        goto out;
-    }
-    fnv_update(&h, len8, 8);
-    for (uint64_t done = 0; done < hlen;) {
-        size_t want = hlen - done < (1u << 20) ? (size_t)(hlen - done) : (1u << 20);
-        size_t got = fread(chunk, 1, want, f);
-        if (got != want) {
-            rc = dhf_err_set("%s: truncated header", wpath);
-            goto out;
-        }
-        fnv_update(&h, chunk, got);
-        done += got;
-    }
-    size_t got = fread(chunk, 1, 1 << 20, f);
-    fnv_update(&h, chunk, got);
-    if (fseek(f, -(long)(1 << 20), SEEK_END) == 0 && (long)(8 + hlen + (1 << 20)) < ftell(f)) {
-        got = fread(chunk, 1, 1 << 20, f);
-        fnv_update(&h, chunk, got);
-    }
-    {
-        /* basename of "a/b/" is "" -> use the trimmed folder name */
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s", dir);
-        size_t l = strlen(tmp);
-        while (l > 1 && tmp[l - 1] == '/')
-            tmp[--l] = '\0';
-        snprintf(buf, n, "%s:%016llx", dhf_basename(tmp), (unsigned long long)h);
-    }
-out:
-    free(chunk);
-    fclose(f);
-    return rc;
-}
-
 int dhf_sd_empty_prompt_embeds(const dhf_sd_model *m, dhf_tensor *out)
 {
     if (!m->text_encoder)
@@ -239,7 +173,7 @@ int dhf_sd_encode_image(const dhf_sd_model *m, const uint8_t *rgb, int width, in
 uint64_t dhf_sd_latent_seed(uint64_t base_seed, const char *image_key)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    fnv_update(&h, (const unsigned char *)image_key, strlen(image_key));
+    dhf_fnv1a64_update(&h, (const unsigned char *)image_key, strlen(image_key));
     uint64_t z = h ^ (base_seed + 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;

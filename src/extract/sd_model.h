@@ -18,7 +18,7 @@
 typedef struct {
     char dir[4096];
     char name[256];                 /* the folder's basename */
-    char identity[128];             /* "<name>:<16 hex digits>", see dhf_sd_model_identity */
+    char identity[128];             /* "<name>:<16 hex digits>", see dhf_sd_model_identity (cache/model_identity.h) */
     dhf_unet *unet;
     dhf_vae *vae;
     dhf_clip_text *text_encoder;    /* NULL: folder has none, or not requested */
@@ -36,11 +36,6 @@ dhf_sd_load_opts dhf_sd_load_opts_default(void);
  * <dir>/tokenizer (optional). Errors name the file and key/tensor. */
 int dhf_sd_model_load(const char *dir, const dhf_sd_load_opts *opts, dhf_sd_model **out);
 void dhf_sd_model_free(dhf_sd_model *m);
-
-/* "<basename>:<hex>" where hex is FNV-1a 64 over the UNet safetensors header (names,
- * dtypes, shapes, offsets) and the first and last MiB of its data region (so two
- * random-weight models of the same architecture differ). Reads ~2 MiB. */
-int dhf_sd_model_identity(const char *dir, char *buf, size_t n);
 
 /* ---- conditioning ---------------------------------------------------------------- */
 /* CLIP("") : NEW [1, max_position_embeddings, hidden] on the model's placement. Error

@@ -329,29 +329,6 @@ int dhf_params_get(dhf_params *p, dhf_param_init init, int64_t fan_in,
     return adopt(p, name, t, out);
 }
 
-/* <dir>/<stem>.safetensors, else the .fp16 variant the hub also ships. */
-int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t n)
-{
-    char name[256];
-    snprintf(name, sizeof name, "%s.safetensors", stem);
-    if (dhf_path_join(path, n, dir, name) != 0)
-        return -1;
-    if (dhf_path_exists(path))
-        return 0;
-    snprintf(name, sizeof name, "%s.fp16.safetensors", stem);
-    char alt[4096];
-    if (dhf_path_join(alt, sizeof alt, dir, name) == 0 && dhf_path_exists(alt)) {
-        snprintf(path, n, "%s", alt);
-        return 0;
-    }
-    snprintf(name, sizeof name, "%s.bin", stem);
-    if (dhf_path_join(alt, sizeof alt, dir, name) == 0 && dhf_path_exists(alt))
-        return dhf_err_set("%s: only safetensors weights are supported (convert %s)", path,
-                           alt);
-    return dhf_err_set("%s: missing weights file", path);
-}
-
-
 int dhf_params_open_component(dhf_params *p, const char *dir, const char *stem,
                               const dhf_model_placement *placement)
 {

@@ -95,8 +95,5 @@ typedef struct {
 int dhf_params_open_component(dhf_params *p, const char *dir, const char *stem,
                               const dhf_model_placement *placement);
 
-/* <dir>/<stem>.safetensors, else the `.fp16.safetensors` variant the hub also ships;
- * a `.bin` alone is an error asking for safetensors. */
-int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t n);
 
 #endif

@@ -399,8 +399,8 @@ int dhf_unet_forward(const dhf_unet *u, dhf_tensor sample, const float *timestep
     }
     bool inference = dhf_inference_begin() == DHF_OK;
     dhf_scope_begin();
-    DHF_TRY(place(u, sample, &x));
-    DHF_TRY(place(u, context, &ctx0));
+    DHF_CHECK(place(u, sample, &x));
+    DHF_CHECK(place(u, context, &ctx0));
     if (dhf_size(ctx0, 0) != B) {
         int64_t es[3] = {B, dhf_size(ctx0, 1), dhf_size(ctx0, 2)};
         DHF_SHIM(dhf_expand(ctx0, es, 3, &ctx));
@@ -415,17 +415,17 @@ int dhf_unet_forward(const dhf_unet *u, dhf_tensor sample, const float *timestep
     }
 
     /* time embedding: sinusoid in float32 (as diffusers), then the model's dtype */
-    DHF_TRY(dhf_timestep_embedding(timesteps, (int)B, c->block_out_channels[0],
+    DHF_CHECK(dhf_timestep_embedding(timesteps, (int)B, c->block_out_channels[0],
                                    c->flip_sin_to_cos, c->freq_shift, &sin_emb));
-    DHF_TRY(place(u, sin_emb, &sin_p));
-    DHF_TRY(dhf_linear_forward(&u->time_lin1, sin_p, &t1));
+    DHF_CHECK(place(u, sin_emb, &sin_p));
+    DHF_CHECK(dhf_linear_forward(&u->time_lin1, sin_p, &t1));
     DHF_SHIM(dhf_silu_(t1));
-    DHF_TRY(dhf_linear_forward(&u->time_lin2, t1, &temb));
+    DHF_CHECK(dhf_linear_forward(&u->time_lin2, t1, &temb));
     DHF_SHIM(dhf_silu(temb, &temb_act));
 
-    DHF_TRY(dhf_conv2d_forward(&u->conv_in, x, &h));
+    DHF_CHECK(dhf_conv2d_forward(&u->conv_in, x, &h));
     skips[n_skips++] = h;
-    DHF_TRY(run_down(u, h, temb_act, ctx, skips, &n_skips, &h));
+    DHF_CHECK(run_down(u, h, temb_act, ctx, skips, &n_skips, &h));
     if (dbg) {
         dbg->t_sinusoid = sin_emb;
         dbg->t_emb = temb;
@@ -514,9 +514,9 @@ int dhf_unet_forward(const dhf_unet *u, dhf_tensor sample, const float *timestep
 
     {
         dhf_tensor n = NULL;
-        DHF_TRY(dhf_groupnorm_forward(&u->norm_out, h, &n));
+        DHF_CHECK(dhf_groupnorm_forward(&u->norm_out, h, &n));
         DHF_SHIM(dhf_silu_(n));
-        DHF_TRY(dhf_conv2d_forward(&u->conv_out, n, &e));
+        DHF_CHECK(dhf_conv2d_forward(&u->conv_out, n, &e));
     }
     if (eps)
         *eps = e;

@@ -217,18 +217,18 @@ int dhf_vae_encode(const dhf_vae *v, dhf_tensor pixels, dhf_vae_posterior *post)
     bool inference = dhf_inference_begin() == DHF_OK;
     dhf_scope_begin();
     DHF_SHIM(dhf_to(pixels, v->placement.dtype, v->placement.device, &x));
-    DHF_TRY(dhf_conv2d_forward(&v->conv_in, x, &h));
+    DHF_CHECK(dhf_conv2d_forward(&v->conv_in, x, &h));
     for (int i = 0; i < c->n_blocks; i++) {
         const vae_block *b = &v->blocks[i];
         for (int j = 0; j < b->n_layers; j++)
-            DHF_TRY(step_resnet(&b->resnets[j], &h, "encoder.down_blocks", i, j));
+            DHF_CHECK(step_resnet(&b->resnets[j], &h, "encoder.down_blocks", i, j));
         if (b->has_down) {
-            DHF_TRY(dhf_conv2d_forward(&b->down, h, &y));
+            DHF_CHECK(dhf_conv2d_forward(&b->down, h, &y));
             dhf_free(h);
             h = y;
         }
     }
-    DHF_TRY(step_resnet(&v->mid_res0, &h, "encoder.mid_block.resnets.0", 0, -1));
+    DHF_CHECK(step_resnet(&v->mid_res0, &h, "encoder.mid_block.resnets.0", 0, -1));
     if (c->mid_block_add_attention) {
         if (dhf_vae_attention_forward(&v->mid_attn, h, &y) != 0) {
             rc = dhf_err_wrap("encoder.mid_block.attentions.0");
@@ -237,13 +237,13 @@ int dhf_vae_encode(const dhf_vae *v, dhf_tensor pixels, dhf_vae_posterior *post)
         dhf_free(h);
         h = y;
     }
-    DHF_TRY(step_resnet(&v->mid_res1, &h, "encoder.mid_block.resnets.1", 0, -1));
-    DHF_TRY(dhf_groupnorm_forward(&v->norm_out, h, &y));
+    DHF_CHECK(step_resnet(&v->mid_res1, &h, "encoder.mid_block.resnets.1", 0, -1));
+    DHF_CHECK(dhf_groupnorm_forward(&v->norm_out, h, &y));
     DHF_SHIM(dhf_silu_(y));
-    DHF_TRY(dhf_conv2d_forward(&v->conv_out, y, &m));
+    DHF_CHECK(dhf_conv2d_forward(&v->conv_out, y, &m));
     if (c->use_quant_conv) {
         dhf_tensor q = NULL;
-        DHF_TRY(dhf_conv2d_forward(&v->quant_conv, m, &q));
+        DHF_CHECK(dhf_conv2d_forward(&v->quant_conv, m, &q));
         m = q;
     }
     DHF_SHIM(dhf_chunk(m, 2, 1, halves, &n_chunks));

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "core/torch/st_tensor.h"
-#include "train/fastnet.h"
-#include "train/shim_try.h"
+#include "engine/fastnet.h"
+#include "core/torch/shim_try.h"
 
 int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_config *ac,
                                 dhf_dtype *compute)

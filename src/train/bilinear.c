@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 void dhf_bilinear_matrix(int64_t in, int64_t out, double *u)
 {

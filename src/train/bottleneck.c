@@ -8,7 +8,7 @@
 
 #include "train/bilinear.h"
 #include "train/gn_fused.h"
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 const char *const dhf_bottleneck_param_names[DHF_BNECK_NPARAMS] = {
     "conv1.weight", "conv1.norm.weight", "conv1.norm.bias",

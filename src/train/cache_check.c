@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/fsutil.h"
-#include "extract/model_identity.h"
+#include "cache/model_identity.h"
 #include "train/checkpoint.h"
 
 /* The cache's identity JSON with the config's diffusion_mode, num_timesteps and
@@ -50,8 +50,8 @@ static void folder_name(const char *path, char *out, size_t n)
 int dhf_train_check_cache(const dhf_config *cfg, const char *cfg_name, dhf_feature_cache *cache)
 {
     const dhf_cache_layout *l = dhf_cache_get_layout(cache);
-    dhf_ckpt_cache_identity have, want;
-    if (dhf_ckpt_identity_from_layout(l, &have) != 0)
+    dhf_cache_identity have, want;
+    if (dhf_cache_identity_from_layout(l, &have) != 0)
         return -1;
     want = have;
     if (cfg->model_id[0]) {
@@ -69,8 +69,8 @@ int dhf_train_check_cache(const dhf_config *cfg, const char *cfg_name, dhf_featu
                 snprintf(want.model_hash, sizeof want.model_hash, "unknown, folder not found");
         }
     }
-    if (cfg->save_timestep.n > DHF_CKPT_MAX_STEPS)
-        return dhf_err_set("save_timestep: at most %d labels", DHF_CKPT_MAX_STEPS);
+    if (cfg->save_timestep.n > DHF_CACHE_ID_MAX_STEPS)
+        return dhf_err_set("save_timestep: at most %d labels", DHF_CACHE_ID_MAX_STEPS);
     want.num_steps = cfg->save_timestep.n;
     for (int s = 0; s < want.num_steps; s++)
         want.save_timestep[s] = cfg->save_timestep.v[s];
@@ -81,7 +81,7 @@ int dhf_train_check_cache(const dhf_config *cfg, const char *cfg_name, dhf_featu
     char want_name[DHF_CFG_STR + 32], have_name[4200];
     snprintf(want_name, sizeof want_name, "config %s", cfg_name ? cfg_name : "");
     snprintf(have_name, sizeof have_name, "feature cache %s", dhf_cache_path(cache));
-    int rc = dhf_ckpt_identity_check(&want, want_name, &have, have_name);
+    int rc = dhf_cache_identity_check(&want, want_name, &have, have_name);
     free(features);
     return rc;
 }

@@ -1,12 +1,12 @@
 /* cache_check.h — refusing a feature cache that does not hold the features a
  * training config asks for: another diffusion model, other saved timesteps, another
  * number of DDIM steps or diffusion mode. Both sides are printed in the paper-free
- * words of dhf_ckpt_identity_describe (checkpoint.h). */
+ * words of dhf_cache_identity_describe (checkpoint.h). */
 #ifndef DHF_TRAIN_CACHE_CHECK_H
 #define DHF_TRAIN_CACHE_CHECK_H
 
 #include "core/config.h"
-#include "extract/feature_cache.h"
+#include "cache/feature_cache.h"
 
 /* 0 when the cache matches cfg; else -1 with a message naming the first difference
  * and both descriptions ("config <cfg_name>" and "feature cache <path>").

@@ -33,15 +33,13 @@
 #include <stdint.h>
 
 #include "core/config.h"
-#include "extract/feature_cache.h"
+#include "cache/cache_identity.h"
 #include "shim/torch_shim.h"
 
 #define DHF_CKPT_SCHEMA "dhf-checkpoint-1"
 #define DHF_CKPT_SCHEMA_PREFIX "dhf-checkpoint-"
 #define DHF_CKPT_EXP_AVG_PREFIX "optim.exp_avg."
 #define DHF_CKPT_EXP_AVG_SQ_PREFIX "optim.exp_avg_sq."
-#define DHF_CKPT_MAX_STEPS 64
-#define DHF_CKPT_MAX_LAYERS 64
 #define DHF_CKPT_RNG_WORDS 4
 
 /* One parameter. All handles BORROWED. exp_avg / exp_avg_sq are both set or both
@@ -65,19 +63,6 @@ typedef struct {
     uint64_t words[DHF_CKPT_RNG_WORDS];
 } dhf_ckpt_rng;
 
-/* What the features a network was trained on depend on; a cache whose identity
- * differs is refused. features_json is BORROWED (the cache's identity JSON: the
- * config keys that determine the features; NULL means "{}"). */
-typedef struct {
-    char model_name[256];
-    char model_hash[64];
-    const char *features_json;
-    int num_steps;                                   /* S */
-    int64_t save_timestep[DHF_CKPT_MAX_STEPS];       /* labels, storage order */
-    int num_layers;                                  /* L */
-    int64_t layer_chw[DHF_CKPT_MAX_LAYERS][3];       /* C, H, W */
-} dhf_ckpt_cache_identity;
-
 /* Checkpoint metadata. For dhf_ckpt_save the caller fills it (string pointers are
  * the caller's; NULL config_json / trainer_json are written as "{}"). dhf_ckpt_load
  * and dhf_ckpt_read_meta fill it with strings owned by the struct: release them
@@ -92,7 +77,7 @@ typedef struct {
     double best_value;
     int64_t best_step;
     bool has_cache;
-    dhf_ckpt_cache_identity cache;
+    dhf_cache_identity cache;
     const char *trainer_json;
     int64_t optim_step;             /* AdamW step count (bias correction) */
     /* filled by load / read_meta only */
@@ -125,16 +110,5 @@ int dhf_ckpt_read_meta(const char *path, dhf_ckpt_meta *meta);
 
 /* The checkpoint's config: built-in defaults, then meta->config_json applied. */
 int dhf_ckpt_meta_config(const dhf_ckpt_meta *meta, dhf_config *cfg);
-
-/* ---- feature-cache identity ---------------------------------------------- */
-/* From a cache layout (features_json points into the layout). */
-int dhf_ckpt_identity_from_layout(const dhf_cache_layout *l, dhf_ckpt_cache_identity *out);
-/* "model NAME (hash H), save_timestep [..], layers [CxHxW, ...], features {...}". */
-void dhf_ckpt_identity_describe(const dhf_ckpt_cache_identity *id, char *buf, size_t n);
-/* 0 when `have` (e.g. the cache the trainer opened) matches `want` (e.g. what the
- * checkpoint was trained on); else -1 with a message naming the first difference,
- * then both descriptions on their own lines. */
-int dhf_ckpt_identity_check(const dhf_ckpt_cache_identity *want, const char *want_name,
-                            const dhf_ckpt_cache_identity *have, const char *have_name);
 
 #endif

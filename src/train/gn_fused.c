@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "train/bilinear.h"
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 /* For U [out][in]: column sums cs[in] and the Gram matrix M = U^T U [in][in] scaled. */
 static int bilinear_moments(int64_t in, int64_t out, double *cs, double *m, double m_scale)

@@ -12,7 +12,7 @@
 #include "eval/pck.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 #include "train/train_data.h"
 #include "train/train_device.h"
 
@@ -176,7 +176,7 @@ static int load_network(hf_provider *p, const dhf_config *eval_cfg)
     dhf_config ccfg;
     if (dhf_ckpt_meta_config(&p->meta, &ccfg) != 0)
         return -1;
-    const dhf_ckpt_cache_identity *id = &p->meta.cache;
+    const dhf_cache_identity *id = &p->meta.cache;
     if (id->num_layers < 1 || id->num_layers > DHF_AGG_MAX_LAYERS)
         return dhf_err_set("%s: cache_identity has %d layers (expected 1..%d)", p->ckpt_path,
                            id->num_layers, DHF_AGG_MAX_LAYERS);
@@ -235,13 +235,13 @@ int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider 
     if (dhf_cache_open_read(args->cfg->cache_path, 2, &p->cache) != 0)
         goto fail;
     p->owns_cache = true;
-    dhf_ckpt_cache_identity have;
-    if (dhf_ckpt_identity_from_layout(dhf_cache_get_layout(p->cache), &have) != 0)
+    dhf_cache_identity have;
+    if (dhf_cache_identity_from_layout(dhf_cache_get_layout(p->cache), &have) != 0)
         goto fail;
     char want_name[4200], have_name[4200];
     snprintf(want_name, sizeof want_name, "checkpoint %s", p->ckpt_path);
     snprintf(have_name, sizeof have_name, "feature cache %s", args->cfg->cache_path);
-    if (dhf_ckpt_identity_check(&p->meta.cache, want_name, &have, have_name) != 0)
+    if (dhf_cache_identity_check(&p->meta.cache, want_name, &have, have_name) != 0)
         goto fail;
     if (load_network(p, args->cfg) != 0)
         goto fail;

@@ -7,14 +7,14 @@
  *
  * The network's shape (projection_dim, output_resolution, layers and channels) comes
  * from the checkpoint; the cache must be the one it was trained on (same model,
- * timesteps, layer shapes and extraction settings: dhf_ckpt_identity_check). The
+ * timesteps, layer shapes and extraction settings: dhf_cache_identity_check). The
  * protocol records the checkpoint's path, name, run, step and best metric. The
  * trainer's validation uses the same describe() on its live network. */
 #ifndef DHF_TRAIN_HYPERFEATURE_PROVIDER_H
 #define DHF_TRAIN_HYPERFEATURE_PROVIDER_H
 
 #include "eval/provider.h"
-#include "extract/feature_cache.h"
+#include "cache/feature_cache.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
 

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 int64_t dhf_grid_round(double v, int R)
 {

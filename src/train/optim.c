@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 int dhf_agg_adamw_init(dhf_agg_adamw *o, const dhf_aggregator *a, const dhf_adamw_hparams *hp)
 {

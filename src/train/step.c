@@ -4,17 +4,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "train/fastnet.h"
-#include "train/shim_try.h"
+#include "core/clock.h"
+#include "engine/fastnet.h"
+#include "core/torch/shim_try.h"
 
-#include <time.h>
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 int dhf_pair_loss(const dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *feats,
                   const int64_t *src_idx, const int64_t *trg_idx, int K,
@@ -171,7 +164,7 @@ static int lean_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64
         }
     }
 
-    st->seconds_forward = now_s();
+    st->seconds_forward = dhf_now();
     /* 2. loss on a leaf copy of the descriptor: G = dloss/ddesc */
     dhf_set_grad_enabled(false, &prev);
     dhf_status st1 = kept && dropped ? dhf_add(kept, dropped, &total)
@@ -224,7 +217,7 @@ static int fastnet_backward(dhf_aggregator *a, const dhf_tensor *feats, const in
     DHF_TRY(dhf_empty(DHF_F32, dhf_cpu_device(), ds4, 4, &desc), "descriptor");
     if (dhf_fastnet_forward(a->fastnet, a, feats, true, (float *)dhf_data_ptr(desc)))
         return -1;
-    st->seconds_forward = now_s();
+    st->seconds_forward = dhf_now();
     if (leaf_loss_grad(desc, ds4, src_idx, trg_idx, K, st, &G))
         return -1;
     if (!dhf_data_ptr(G))
@@ -239,7 +232,7 @@ int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *
                       dhf_step_stats *stats)
 {
     dhf_step_stats st = { 0 };
-    double t0 = now_s();
+    double t0 = dhf_now();
     if (dhf_aggregator_zero_grads(a))
         return -1;
     bool onednn = false;
@@ -273,7 +266,7 @@ int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *
         dhf_clip_loss_result res = { 0 };
         if (dhf_pair_loss(a, order, feats, src_idx, trg_idx, K, &res))
             return -1;
-        st.seconds_forward = now_s();
+        st.seconds_forward = dhf_now();
         if (loss_values(&res, &st))
             goto fail;
         if (!isfinite(st.loss)) {
@@ -290,7 +283,7 @@ int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *
     }
 done:
     /* seconds_forward held the time stamp at the end of the forward */
-    st.seconds_backward = now_s() - st.seconds_forward;
+    st.seconds_backward = dhf_now() - st.seconds_forward;
     st.seconds_forward -= t0;
     if (stats)
         *stats = st;

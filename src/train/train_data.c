@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "train/loss.h"
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 /* The image of one pair side: committed in the cache, sizes filled or checked. */
 static int bind_image(dhf_feature_cache *cache, const dhf_pair *p, const char *key, int size[2],

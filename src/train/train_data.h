@@ -16,7 +16,7 @@
 
 #include "core/config.h"
 #include "eval/dataset.h"
-#include "extract/feature_cache.h"
+#include "cache/feature_cache.h"
 #include "shim/torch_shim.h"
 
 typedef enum { DHF_TRAIN_SET = 0, DHF_VAL_SET = 1 } dhf_train_set_kind;

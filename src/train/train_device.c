@@ -2,7 +2,7 @@
 #include "train/train_device.h"
 
 #include "core/error.h"
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 int dhf_train_parse_device(const char *s, const char *what, dhf_device *dev)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 
 static int build_entries(const dhf_aggregator *a, const dhf_agg_adamw *opt,
                          dhf_ckpt_entry *entries)
@@ -45,7 +45,7 @@ static char *trainer_json(const dhf_train_progress *pr)
 }
 
 int dhf_train_state_save(const char *path, const dhf_aggregator *a, const dhf_agg_adamw *opt,
-                         const dhf_config *cfg, const dhf_ckpt_cache_identity *cache_id,
+                         const dhf_config *cfg, const dhf_cache_identity *cache_id,
                          const dhf_train_progress *pr)
 {
     for (int i = 0; i < a->num_params; i++) {
@@ -140,7 +140,7 @@ static int parse_trainer_json(const char *text, const char *path, dhf_train_prog
 }
 
 int dhf_train_state_load(const char *path, dhf_aggregator *a, dhf_agg_adamw *opt,
-                         dhf_train_progress *pr, dhf_ckpt_cache_identity *cache_id,
+                         dhf_train_progress *pr, dhf_cache_identity *cache_id,
                          char *features_buf, size_t features_cap)
 {
     dhf_ckpt_entry entries[DHF_AGG_MAX_PARAMS];

@@ -37,7 +37,7 @@ typedef struct {
  * finite, so a diverged network never replaces a good checkpoint. cfg->run_name
  * goes into the metadata. */
 int dhf_train_state_save(const char *path, const dhf_aggregator *a, const dhf_agg_adamw *opt,
-                         const dhf_config *cfg, const dhf_ckpt_cache_identity *cache_id,
+                         const dhf_config *cfg, const dhf_cache_identity *cache_id,
                          const dhf_train_progress *pr);
 
 /* Restores parameters, moments and the AdamW step count from `path` into a and opt
@@ -45,7 +45,7 @@ int dhf_train_state_save(const char *path, const dhf_aggregator *a, const dhf_ag
  * *cache_id (may be NULL) receives the checkpoint's cache identity with its
  * features_json copied into features_buf (capacity features_cap). */
 int dhf_train_state_load(const char *path, dhf_aggregator *a, dhf_agg_adamw *opt,
-                         dhf_train_progress *pr, dhf_ckpt_cache_identity *cache_id,
+                         dhf_train_progress *pr, dhf_cache_identity *cache_id,
                          char *features_buf, size_t features_cap);
 
 /* 0 when two progress records describe the same data layout (steps per epoch,

@@ -19,7 +19,7 @@
 #include "train/heatmap.h"
 #include "train/optim.h"
 #include "train/pair_sampler.h"
-#include "train/shim_try.h"
+#include "core/torch/shim_try.h"
 #include "train/step.h"
 #include "train/train_data.h"
 #include "train/train_device.h"
@@ -37,7 +37,7 @@ typedef struct {
     dhf_device dev;
     dhf_agg_order order;
     dhf_feature_cache *cache;
-    dhf_ckpt_cache_identity cache_id;   /* of the open cache (features_json borrowed) */
+    dhf_cache_identity cache_id;   /* of the open cache (features_json borrowed) */
     dhf_train_pairs train, val;
     dhf_pair_sampler sampler;
     dhf_aggregator net;
@@ -172,12 +172,12 @@ static void init_progress(trainer *t)
 
 /* The restored state belongs to this cache, data and data order. */
 static int check_restored(trainer *t, const dhf_train_progress *loaded,
-                          const dhf_ckpt_cache_identity *trained_on)
+                          const dhf_cache_identity *trained_on)
 {
     char want[PATH_CAP + 16], have[PATH_CAP + 16];
     snprintf(want, sizeof want, "checkpoint %s", t->last_path);
     snprintf(have, sizeof have, "feature cache %s", dhf_cache_path(t->cache));
-    if (dhf_ckpt_identity_check(trained_on, want, &t->cache_id, have) != 0 ||
+    if (dhf_cache_identity_check(trained_on, want, &t->cache_id, have) != 0 ||
         dhf_train_progress_check_layout(loaded, &t->pr, t->last_path) != 0)
         return -1;
     dhf_train_rng expect = dhf_pair_sampler_rng_after(&t->sampler, loaded->step);
@@ -203,7 +203,7 @@ static int restore(trainer *t)
     if (!dhf_path_exists(t->last_path))
         return 0;
     dhf_train_progress loaded;
-    dhf_ckpt_cache_identity trained_on;
+    dhf_cache_identity trained_on;
     char *features = malloc(FEATURES_JSON_CAP);
     if (!features)
         return dhf_err_set("out of memory");
@@ -243,7 +243,7 @@ static int setup(trainer *t, const dhf_train_options *opt)
     snprintf(cfg_name, sizeof cfg_name, "%s",
              opt->config_path ? opt->config_path : opt->resume_dir ? t->run_dir : "(defaults)");
     if (dhf_train_check_cache(&t->cfg, cfg_name, t->cache) != 0 ||
-        dhf_ckpt_identity_from_layout(dhf_cache_get_layout(t->cache), &t->cache_id) != 0)
+        dhf_cache_identity_from_layout(dhf_cache_get_layout(t->cache), &t->cache_id) != 0)
         return -1;
     if (dhf_train_pairs_load(&t->cfg, DHF_TRAIN_SET, t->cache, &t->train) != 0 ||
         dhf_train_pairs_load(&t->cfg, DHF_VAL_SET, t->cache, &t->val) != 0)

@@ -8,7 +8,7 @@
 
 #include "core/config.h"
 #include "eval/dataset.h"
-#include "extract/feature_cache.h"
+#include "cache/feature_cache.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
 

@@ -18,8 +18,8 @@
 #include "core/safetensors.h"
 #include "core/torch/st_tensor.h"
 #include "extract/clip_text.h"
-#include "extract/parity_util.h"
-#include "extract/tmpdir_util.h"
+#include "common/parity_util.h"
+#include "common/tmpdir_util.h"
 
 static char g_te_dir[4096], g_ref_path[4096];
 static double g_atol = 2e-5;

@@ -16,13 +16,13 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "core/torch/st_tensor.h"
-#include "extract/cache_export.h"
+#include "cache/cache_export.h"
 #include "extract/extract_run.h"
-#include "extract/feature_cache.h"
-#include "extract/parity.h"
-#include "extract/provider_cache.h"
-#include "extract/parity_util.h"
-#include "extract/tmpdir_util.h"
+#include "cache/feature_cache.h"
+#include "common/parity.h"
+#include "cache/provider_cache.h"
+#include "common/parity_util.h"
+#include "common/tmpdir_util.h"
 
 static dhf_tolerances *g_tol;
 static char *g_tmp;

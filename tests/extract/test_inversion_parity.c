@@ -15,13 +15,14 @@
 #include <math.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/torch/st_tensor.h"
 #include "extract/inversion.h"
 #include "extract/nn_layers.h"
-#include "extract/parity.h"
+#include "common/parity.h"
 #include "extract/unet.h"
-#include "extract/parity_util.h"
+#include "common/parity_util.h"
 
 static dhf_unet *g_unet;
 static dhf_tolerances *g_tol;
@@ -43,13 +44,6 @@ static int teardown(void **state)
     dhf_unet_free(g_unet);
     dhf_tolerances_free(g_tol);
     return 0;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int64_t read_i64(const dhf_st_file *f, const char *name, int i)
@@ -164,7 +158,7 @@ static void run_file(const char *file, const char *stem, bool keep_img0,
     dhf_parity_report r;
     dhf_parity_init(&r, g_tol, stem);
     int n_images = 0;
-    double t0 = now();
+    double t0 = dhf_now();
     for (int k = 0; k < 10; k++) {
         char name[64];
         snprintf(name, sizeof name, "img%d/x0", k);
@@ -195,7 +189,7 @@ static void run_file(const char *file, const char *stem, bool keep_img0,
         dhf_free(eps);
         dhf_free(xT);
     }
-    double dt = now() - t0;
+    double dt = dhf_now() - t0;
     printf("%s: %d images x %d steps in %.2f s (%.1f ms per UNet call)\n", file, n_images, N,
            dt, 1e3 * dt / (n_images * N));
     dhf_parity_print(&r, stdout);
@@ -270,9 +264,9 @@ static void test_early_stop_same_features(void **state)
     int64_t labels[2] = {45, 49};   /* steps 4 and 0: only 5 UNet calls */
     cb_state cs = {.r = &r, .ref = ref, .img = 0, .last_step = -1};
     dhf_inversion_opts o = {.num_timesteps = 50, .save_timestep = labels, .n_save = 2};
-    double t0 = now();
+    double t0 = dhf_now();
     assert_int_equal(dhf_ddim_invert(g_unet, x0, ctx, &o, on_step, &cs), 0);
-    printf("early stop: 2 saved labels in %.3f s\n", now() - t0);
+    printf("early stop: 2 saved labels in %.3f s\n", dhf_now() - t0);
     assert_int_equal(cs.n_calls, 2);
     assert_int_equal(r.n_fail, 0);
     /* bad labels are rejected with the entry named */

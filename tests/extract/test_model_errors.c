@@ -21,7 +21,7 @@
 #include "extract/sd_model.h"
 #include "extract/unet.h"
 #include "extract/vae.h"
-#include "extract/tmpdir_util.h"
+#include "common/tmpdir_util.h"
 
 static char *g_root;         /* temp folder holding everything below */
 static char g_model[4200];   /* a pristine tiny-sd15 model */

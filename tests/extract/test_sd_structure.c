@@ -21,7 +21,7 @@
 #include "extract/inversion.h"
 #include "extract/sd_model.h"
 #include "extract/unet.h"
-#include "extract/tmpdir_util.h"
+#include "common/tmpdir_util.h"
 
 static dhf_unet *random_unet(const dhf_unet_config *cfg, uint64_t seed)
 {

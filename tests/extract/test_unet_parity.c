@@ -12,9 +12,9 @@
 
 #include "core/error.h"
 #include "core/torch/st_tensor.h"
-#include "extract/parity.h"
+#include "common/parity.h"
 #include "extract/unet.h"
-#include "extract/parity_util.h"
+#include "common/parity_util.h"
 
 static void test_unet_single(void **state)
 {

@@ -16,9 +16,9 @@
 #include "core/image.h"
 #include "core/torch/st_tensor.h"
 #include "extract/image_prep.h"
-#include "extract/parity.h"
+#include "common/parity.h"
 #include "extract/vae.h"
-#include "extract/parity_util.h"
+#include "common/parity_util.h"
 
 /* images/imgK_<W>x<H>.png */
 static int find_image(int k, char *path, size_t n)

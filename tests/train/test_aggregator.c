@@ -19,7 +19,7 @@
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
 #include "train/bilinear.h"
-#include "train/fastnet.h"
+#include "engine/fastnet.h"
 #include "train/gn_fused.h"
 #include "train/loss.h"
 #include "train/step.h"

@@ -30,7 +30,7 @@
 #include "core/torch/st_tensor.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
-#include "train/fastnet.h"
+#include "engine/fastnet.h"
 #include "train/loss.h"
 #include "train/optim.h"
 #include "train/step.h"

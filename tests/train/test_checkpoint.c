@@ -240,7 +240,7 @@ static void test_round_trip_bit_exact(void **state)
     assert_int_equal(m.cache.num_layers, 2);
     assert_int_equal(m.cache.layer_chw[1][0], 2);
     assert_int_equal(m.cache.layer_chw[1][2], 16);
-    assert_int_equal(dhf_ckpt_identity_check(&want.cache, "checkpoint", &m.cache, "cache"), 0);
+    assert_int_equal(dhf_cache_identity_check(&want.cache, "checkpoint", &m.cache, "cache"), 0);
     assert_string_equal(m.trainer_json, want.trainer_json);
     /* the config comes back as the same resolved config */
     dhf_config back;
@@ -558,13 +558,13 @@ static void test_cache_identity(void **state)
     dhf_ckpt_meta a, b;
     fill_meta(&a);
     fill_meta(&b);
-    assert_int_equal(dhf_ckpt_identity_check(&a.cache, "checkpoint x", &b.cache, "cache y"), 0);
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "checkpoint x", &b.cache, "cache y"), 0);
     /* key order inside the features JSON does not matter */
     b.cache.features_json = "{\"num_timesteps\":50, \"diffusion_mode\":\"inversion\"}";
-    assert_int_equal(dhf_ckpt_identity_check(&a.cache, "checkpoint x", &b.cache, "cache y"), 0);
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "checkpoint x", &b.cache, "cache y"), 0);
 
     b.cache.save_timestep[1] = 20;
-    assert_int_equal(dhf_ckpt_identity_check(&a.cache, "checkpoint x", &b.cache, "cache y"), -1);
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "checkpoint x", &b.cache, "cache y"), -1);
     const char *msg = dhf_err_msg();
     assert_non_null(strstr(msg, "cache y does not match checkpoint x"));
     assert_non_null(strstr(msg, "save_timestep[1] differs: 25 vs 20 (checkpoint x vs cache y)"));
@@ -575,16 +575,16 @@ static void test_cache_identity(void **state)
                                 "[49, 20, 0]"));
     fill_meta(&b);
     snprintf(b.cache.model_hash, sizeof b.cache.model_hash, "fff");
-    assert_int_equal(dhf_ckpt_identity_check(&a.cache, "A", &b.cache, "B"), -1);
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &b.cache, "B"), -1);
     assert_non_null(strstr(dhf_err_msg(), "different model: tiny-sd (hash abc123) vs tiny-sd "
                                           "(hash fff)"));
     fill_meta(&b);
     b.cache.layer_chw[0][1] = 4;
-    assert_int_equal(dhf_ckpt_identity_check(&a.cache, "A", &b.cache, "B"), -1);
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &b.cache, "B"), -1);
     assert_non_null(strstr(dhf_err_msg(), "layer 0 shape differs: 3x8x8 vs 3x4x8"));
     fill_meta(&b);
     b.cache.features_json = "{\"diffusion_mode\":\"generation\",\"num_timesteps\":50}";
-    assert_int_equal(dhf_ckpt_identity_check(&a.cache, "A", &b.cache, "B"), -1);
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &b.cache, "B"), -1);
     assert_non_null(strstr(dhf_err_msg(), "different feature settings"));
 
     /* from a cache layout */
@@ -598,9 +598,9 @@ static void test_cache_identity(void **state)
     snprintf(l.model_name, sizeof l.model_name, "tiny-sd");
     snprintf(l.model_hash, sizeof l.model_hash, "abc123");
     l.identity_json = "{\"diffusion_mode\":\"inversion\",\"num_timesteps\":50}";
-    dhf_ckpt_cache_identity id;
-    assert_int_equal(dhf_ckpt_identity_from_layout(&l, &id), 0);
-    assert_int_equal(dhf_ckpt_identity_check(&a.cache, "A", &id, "B"), 0);
+    dhf_cache_identity id;
+    assert_int_equal(dhf_cache_identity_from_layout(&l, &id), 0);
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &id, "B"), 0);
 }
 
 int main(int argc, char **argv)

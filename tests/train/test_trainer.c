@@ -23,7 +23,7 @@
 #include "core/fsutil.h"
 #include "core/safetensors.h"
 #include "eval/dataset.h"
-#include "extract/feature_cache.h"
+#include "cache/feature_cache.h"
 #include "train/checkpoint.h"
 #include "train/pair_sampler.h"
 #include "train/train_data.h"
@@ -277,7 +277,7 @@ static void test_state_round_trip(void **state)
     dhf_config cfg;
     dhf_config_defaults(&cfg);
     snprintf(cfg.run_name, sizeof cfg.run_name, "roundtrip");
-    dhf_ckpt_cache_identity id = { 0 };
+    dhf_cache_identity id = { 0 };
     snprintf(id.model_name, sizeof id.model_name, "tiny");
     snprintf(id.model_hash, sizeof id.model_hash, "fnv1a64:0000000000000001");
     id.features_json = "{\"num_timesteps\":2}";
@@ -292,7 +292,7 @@ static void test_state_round_trip(void **state)
     assert_int_equal(dhf_train_state_save(path, &a, &oa, &cfg, &id, &pr), 0);
 
     char features[1024];
-    dhf_ckpt_cache_identity id_back;
+    dhf_cache_identity id_back;
     assert_int_equal(dhf_train_state_load(path, &b, &ob, &back, &id_back, features,
                                           sizeof features), 0);
     for (int i = 0; i < a.num_params; i++) {
