@@ -59,7 +59,8 @@
 #include "core/error.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
-#include "engine/fastnet.h"
+#include "engine/engine.h"
+#include "engine/profile.h"
 #include "train/loss.h"
 #include "memtune.h"
 #include "train/optim.h"
@@ -82,25 +83,25 @@ typedef struct {
     int tuned_malloc;    /* 0 glibc default, 1 mallopt (memtune.h), 2 shim caching allocator */
     int recompute;       /* fast order: layers recomputed in the backward (step.h) */
     int kernels;         /* fast order: bit 0 libtorch autograd, bit 1 oneDNN (fastnet.h) */
-    int conv_algo;       /* oneDNN 3x3: 0 auto, 1 direct, 2 winograd */
-    int conv1x1;         /* dhf_agg_conv1x1: 0 auto, 1 own, 2 onednn */
+    int conv_algo;       /* oneDNN 3x3: dhf_engine_conv_algo (0 auto, 1 winograd, 2 direct) */
+    int conv1x1;         /* dhf_engine_conv1x1: 0 auto, 1 own, 2 onednn */
 } options;
 
 /* one row of the table: an order, for the fast order who runs it, and whether the
  * row always runs on glibc's malloc as a straightforward program does */
 typedef struct {
     dhf_agg_order order;
-    dhf_agg_kernels kernels;
+    dhf_engine_kernels kernels;
     int glibc_malloc;
     const char *name;
 } variant;
 
 #define N_VARIANTS 4
 static const variant variants[N_VARIANTS] = {
-    { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH, 1, "straightforward/glibc" },
-    { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH, 0, "straightforward" },
-    { DHF_AGG_FAST, DHF_AGG_KERNELS_LIBTORCH, 0, "fast (libtorch)" },
-    { DHF_AGG_FAST, DHF_AGG_KERNELS_ONEDNN, 0, "fast (oneDNN)" },
+    { DHF_AGG_STRAIGHTFORWARD, DHF_ENGINE_KERNELS_LIBTORCH, 1, "straightforward/glibc" },
+    { DHF_AGG_STRAIGHTFORWARD, DHF_ENGINE_KERNELS_LIBTORCH, 0, "straightforward" },
+    { DHF_AGG_FAST, DHF_ENGINE_KERNELS_LIBTORCH, 0, "fast (libtorch)" },
+    { DHF_AGG_FAST, DHF_ENGINE_KERNELS_ONEDNN, 0, "fast (oneDNN)" },
 };
 
 typedef struct {
@@ -110,7 +111,9 @@ typedef struct {
     double faults;                       /* minor page faults per timed step */
     int blas_threads;                    /* BLAS pool size set (0 = untouched) */
     double loss_first, loss_last;
+#ifdef DHF_PROFILE
     dhf_fastnet_profile prof;            /* oneDNN step: medians of its parts */
+#endif
     int ok;
     char err[512];
 } result;
@@ -193,10 +196,14 @@ static void run_order(const options *o, const variant *v, result *r)
     int64_t si[K_KP], ti[K_KP];
     dhf_agg_config cfg = { .num_layers = L_SD, .num_timesteps = o->S, .proj_dim = P_SD,
                            .out_res = R_SD, .order = order,
-                           .recompute_layers = order == DHF_AGG_FAST ? o->recompute : 0,
-                           .kernels = v->kernels, .conv_algo = o->conv_algo,
-                           .conv1x1 = (dhf_agg_conv1x1)o->conv1x1 };
+                           .recompute_layers = order == DHF_AGG_FAST ? o->recompute : 0 };
     memcpy(cfg.channels, sd_channels, sizeof sd_channels);
+    const dhf_engine_options eo = { .kernels = v->kernels,
+                                    .conv_algo = (dhf_engine_conv_algo)o->conv_algo,
+                                    .conv1x1 = (dhf_engine_conv1x1)o->conv1x1 };
+    dhf_runner *run = NULL;
+    if (dhf_runner_create(&run, &eo))
+        goto fail;
     dhf_aggregator a;
     dhf_agg_adamw opt;
     dhf_adamw_hparams hp = dhf_adamw_defaults();
@@ -207,14 +214,16 @@ static void run_order(const options *o, const variant *v, result *r)
 
     int n = o->warmup + o->steps;
     double wall[MAX_STEPS], fwd[MAX_STEPS], bwd[MAX_STEPS], upd[MAX_STEPS];
-    double pf[5 + DHF_FN_PASS_COUNT][MAX_STEPS];
+#ifdef DHF_PROFILE
+    static double pf[5 + DHF_FN_PASS_COUNT][MAX_STEPS];
+#endif
     struct rusage ru0, ru1;
     for (int i = 0; i < n; i++) {
         if (i == o->warmup)
             getrusage(RUSAGE_SELF, &ru0);
         dhf_step_stats st;
         double t0 = dhf_now();
-        if (dhf_pair_backward(&a, order, feats, si, ti, K_KP, &st))
+        if (dhf_pair_backward(&a, run, order, feats, si, ti, K_KP, &st))
             goto fail;
         double t1 = t0 + st.seconds_forward;
         double rss_fwd = rss_gib();
@@ -223,8 +232,9 @@ static void run_order(const options *o, const variant *v, result *r)
         if (dhf_agg_adamw_step(&opt, &a))
             goto fail;
         double t3 = dhf_now();
+#ifdef DHF_PROFILE
         dhf_fastnet_profile fp;
-        dhf_fastnet_get_profile(a.fastnet, &fp);
+        dhf_runner_get_profile(run, &fp);
         pf[0][i] = fp.forward_s;
         pf[1][i] = fp.conv_forward_s;
         pf[2][i] = fp.backward_s;
@@ -232,6 +242,7 @@ static void run_order(const options *o, const variant *v, result *r)
         pf[4][i] = fp.conv_backward_weights_s;
         for (int j = 0; j < DHF_FN_PASS_COUNT; j++)
             pf[5 + j][i] = fp.pass_s[j];
+#endif
         wall[i] = t3 - t0;
         fwd[i] = t1 - t0;
         bwd[i] = t2 - t1;
@@ -256,6 +267,7 @@ static void run_order(const options *o, const variant *v, result *r)
     r->fwd = bench_median(fwd + o->warmup, o->steps);
     r->bwd = bench_median(bwd + o->warmup, o->steps);
     r->opt = bench_median(upd + o->warmup, o->steps);
+#ifdef DHF_PROFILE
     r->prof.forward_s = bench_median(pf[0] + o->warmup, o->steps);
     r->prof.conv_forward_s = bench_median(pf[1] + o->warmup, o->steps);
     r->prof.backward_s = bench_median(pf[2] + o->warmup, o->steps);
@@ -263,6 +275,7 @@ static void run_order(const options *o, const variant *v, result *r)
     r->prof.conv_backward_weights_s = bench_median(pf[4] + o->warmup, o->steps);
     for (int j = 0; j < DHF_FN_PASS_COUNT; j++)
         r->prof.pass_s[j] = bench_median(pf[5 + j] + o->warmup, o->steps);
+#endif
     r->ok = 1;
     return;
 fail:
@@ -365,13 +378,11 @@ int main(int argc, char **argv)
             o.kernels = !strcmp(v, "libtorch") ? 1 : !strcmp(v, "onednn") ? 2
                       : !strcmp(v, "both") ? 3 : 0;
         else if (!strcmp(a, "--conv-algo"))
-            o.conv_algo = !strcmp(v, "auto") ? 0 : !strcmp(v, "direct") ? 1
-                        : !strcmp(v, "winograd") ? 2 : -1;
+            o.conv_algo = dhf_config_choice("aggregation_conv_algorithm", v);
         else if (!strcmp(a, "--conv1x1")) {
-            dhf_agg_conv1x1 c1;
-            if (dhf_agg_conv1x1_parse(v, &c1))
+            o.conv1x1 = dhf_config_choice("aggregation_conv1x1", v);
+            if (o.conv1x1 < 0)
                 return usage("--conv1x1: expected auto, own or onednn");
-            o.conv1x1 = (int)c1;
         } else if (!strcmp(a, "--malloc")) {
             o.tuned_malloc = !strcmp(v, "tuned") ? 1 : !strcmp(v, "default") ? 0
                            : !strcmp(v, "cache") ? 2 : -1;
@@ -383,7 +394,7 @@ int main(int argc, char **argv)
     if (o.steps < 1 || o.warmup < 0 || o.steps + o.warmup > MAX_STEPS || o.S < 1 ||
         o.threads < 0 || !o.orders || !o.kernels || o.conv_algo < 0 || o.recompute < 0)
         return usage("bad option value");
-    if ((o.kernels & 2) && !dhf_fastnet_available()) {
+    if ((o.kernels & 2) && !dhf_engine_available()) {
         fprintf(stderr,
                 "bench_train: built without oneDNN: the fast order runs on libtorch only\n");
         o.kernels &= 1;
@@ -403,7 +414,7 @@ int main(int argc, char **argv)
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-");
     printf("  memory: %s (the row straightforward/glibc: glibc's malloc as a plain program)\n",
            malloc_name[o.tuned_malloc]);
-    static const char *const algo_name[3] = { "auto", "direct", "winograd" };
+    static const char *const algo_name[3] = { "auto", "winograd", "direct" };
     static const char *const c1_name[3] = { "auto", "own", "onednn" };
     printf("  %d warm-up + %d timed steps per row; fast (libtorch) recomputes %d layer(s) in the "
            "backward; oneDNN step: 3x3 %s, 1x1 %s\n", o.warmup, o.steps, o.recompute,
@@ -418,7 +429,7 @@ int main(int argc, char **argv)
         bool wanted = v->order == DHF_AGG_STRAIGHTFORWARD
                           ? (o.orders & 1)
                           : (o.orders & 2) &&
-                                (o.kernels & (v->kernels == DHF_AGG_KERNELS_LIBTORCH ? 1 : 2));
+                                (o.kernels & (v->kernels == DHF_ENGINE_KERNELS_LIBTORCH ? 1 : 2));
         if (!wanted)
             continue;
         if (run_child(&o, v, &res[k], &rss[k])) {
@@ -444,6 +455,11 @@ int main(int argc, char **argv)
         if (done[k])
             printf("%s: BLAS threads set to %d (0 = left alone), memory: %s\n", variants[k].name,
                    res[k].blas_threads, malloc_name[malloc_of(&o, &variants[k])]);
+#ifndef DHF_PROFILE
+    if (done[3])
+        printf("\nfast (oneDNN): where the time goes is measured in a DHF_PROFILE build "
+               "(make bench)\n");
+#else
     if (done[3]) {
         const dhf_fastnet_profile *p = &res[3].prof;
         double conv = p->conv_forward_s + p->conv_backward_data_s + p->conv_backward_weights_s;
@@ -462,6 +478,7 @@ int main(int argc, char **argv)
         }
         printf("; in all %.3f\n", rows);
     }
+#endif
     bool any = false;
     for (int b = 0; b < 2; b++)
         for (int k = 2; k < N_VARIANTS; k++)

@@ -7,7 +7,7 @@
 #include "core/progress.h"
 #include "shim/torch_shim.h"
 #include "engine/conv1x1.h"
-#include "engine/fastnet.h"
+#include "engine/engine.h"
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>
@@ -119,7 +119,7 @@ int dhf_cmd_info(int argc, char **argv)
         cJSON_AddBoolToObject(o, "cuda_available", cuda);
         cJSON_AddNumberToObject(o, "cuda_devices", cuda ? dhf_cuda_device_count() : 0);
         cJSON_AddStringToObject(o, "blas_library", blas);
-        cJSON_AddBoolToObject(o, "onednn_training_step", dhf_fastnet_available());
+        cJSON_AddBoolToObject(o, "onednn_training_step", dhf_engine_available());
         if (probe)
             cJSON_AddNumberToObject(o, "matmul_gflops", gflops);
         char *s = cJSON_Print(o);
@@ -138,12 +138,12 @@ int dhf_cmd_info(int argc, char **argv)
     if (cuda)
         printf(" (%d device%s)", dhf_cuda_device_count(), dhf_cuda_device_count() == 1 ? "" : "s");
     printf("\nBLAS       %s\n", blas);
-    printf("oneDNN     %s\n", dhf_fastnet_available()
-                                 ? "training step on oneDNN (libdnnl, src/train/fastnet.c)"
+    printf("oneDNN     %s\n", dhf_engine_available()
+                                 ? "training step on oneDNN (libdnnl, src/engine/fastnet.c)"
                                  : "not built in (training step on libtorch autograd)");
-    if (dhf_fastnet_available())
+    if (dhf_engine_available())
         printf("conv 1x1   %s\n", dhf_c1x1_supported()
-                                     ? "dhf's AVX-512 kernels (src/train/conv1x1.c) in that step"
+                                     ? "dhf's AVX-512 kernels (src/engine/conv1x1.c) in that step"
                                      : "no AVX-512F here: oneDNN's in that step");
     if (probe)
         printf("matmul     %.1f GFLOP/s (1024x1024 f32, best of 5)%s\n", gflops,

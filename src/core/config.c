@@ -127,7 +127,7 @@ const dhf_cfg_key dhf_config_keys[] = {
            "the same result up to rounding, fast is cheaper."),
     K_ENUM("aggregation_kernels", aggregation_kernels, "auto", "auto|onednn|libtorch", S_TRAIN,
            "Who runs a training step of the fast order on the CPU: onednn = the "
-           "hand-written forward and backward over oneDNN convolutions (src/train/"
+           "hand-written forward and backward over oneDNN convolutions (src/engine/"
            "fastnet.c), libtorch = libtorch autograd; auto = onednn when dhf was built with "
            "oneDNN, else libtorch. Same gradients up to float32 rounding; CUDA always uses "
            "libtorch."),
@@ -138,7 +138,7 @@ const dhf_cfg_key dhf_config_keys[] = {
            "auto = winograd where oneDNN has it for this CPU."),
     K_ENUM("aggregation_conv1x1", aggregation_conv1x1, "auto", "auto|own|onednn", S_TRAIN,
            "1x1 convolutions of the oneDNN step (conv1 + shortcut and conv3 forward, conv3 "
-           "backward-data): own = dhf's AVX-512 register-tiled kernels (src/train/"
+           "backward-data): own = dhf's AVX-512 register-tiled kernels (src/engine/"
            "conv1x1.c, with GroupNorm's sums fused into conv3), onednn = oneDNN's jit_1x1; "
            "auto = own where the CPU has AVX-512F. Same results up to float32 rounding."),
     K_ENUM("mixed_precision", mixed_precision, "auto", "auto|off|bf16|fp16", S_TRAIN,
@@ -146,6 +146,12 @@ const dhf_cfg_key dhf_config_keys[] = {
            "weights cast, outputs back to float32; GroupNorm, loss and parameters stay "
            "float32): auto = bf16 on CUDA, off (float32) on the CPU. fp16 has no loss "
            "scaling: prefer bf16."),
+    K_INT("recompute_layers", recompute_layers, "0", 0, 64, S_TRAIN,
+          "Memory-lean training step when it runs on libtorch autograd (aggregation_kernels "
+          "libtorch, a build without oneDNN, or CUDA; fast order): this many layers, the "
+          "cheapest forward first, drop their autograd graph after the forward and rebuild "
+          "it in the backward. Same gradients; costs those layers' forward twice and saves "
+          "about their activations. 0 = plain autograd; the oneDNN step ignores it."),
     K_ENUM("checkpoint_metric", checkpoint_metric, "pck_bbox", "pck_img|pck_bbox", S_TRAIN,
            "Validation PCK that picks the best checkpoint: threshold relative to the image "
            "size (pck_img) or to the bounding box size (pck_bbox)."),
@@ -264,20 +270,35 @@ static const char *range_text(const dhf_cfg_key *k, char *buf, size_t n)
     return buf;
 }
 
-static bool choice_ok(const char *choices, const char *s)
+/* position of s in "a|b|c", or -1 */
+static int choice_pos(const char *choices, const char *s)
 {
     size_t n = strlen(s);
     const char *p = choices;
-    while (*p) {
+    for (int i = 0; *p; i++) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
         if (len == n && strncmp(p, s, n) == 0)
-            return true;
+            return i;
         if (!bar)
             break;
         p = bar + 1;
     }
-    return false;
+    return -1;
+}
+
+static bool choice_ok(const char *choices, const char *s) { return choice_pos(choices, s) >= 0; }
+
+int dhf_config_choice(const char *key, const char *s)
+{
+    const dhf_cfg_key *k = dhf_config_find_key(key);
+    if (!k || k->type != DHF_CFG_T_ENUM)
+        return dhf_err_set("config: '%s' is not a key with choices", key);
+    const int i = s ? choice_pos(k->choices, s) : -1;
+    if (i < 0)
+        return dhf_err_set("%s: expected one of %s, got \"%s\"", key, k->choices,
+                           s ? s : "(null)");
+    return i;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -59,6 +59,7 @@ typedef struct {
     char aggregation_conv_algorithm[32]; /* "auto" | "winograd" | "direct" (oneDNN 3x3) */
     char aggregation_conv1x1[32];        /* "auto" | "own" | "onednn" */
     char mixed_precision[16];          /* "auto" | "off" | "bf16" | "fp16" (auto: bf16 on CUDA) */
+    int recompute_layers;              /* libtorch step: layers whose graph is rebuilt (0) */
     char checkpoint_metric[32];        /* "pck_img" | "pck_bbox" */
 
     /* ---- data ---- */
@@ -124,5 +125,9 @@ char *dhf_config_to_json(const dhf_config *c);
 /* Markdown reference of every key (docs/CONFIG.md is generated from it). */
 int dhf_config_write_docs(FILE *f);
 const dhf_cfg_key *dhf_config_find_key(const char *path);
+/* The position of s among the choices of the enum key `key` ("a|b|c": a = 0), the one
+ * place a choice is spelled: code maps positions to its enums. -1 with a message
+ * naming the key and its choices. */
+int dhf_config_choice(const char *key, const char *s);
 
 #endif

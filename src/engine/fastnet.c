@@ -28,7 +28,6 @@ typedef struct {
     bool owns_conv_in;
     dhf_c1x1 *own_in;              /* its forward on conv1x1.h (NULL: oneDNN); shared too */
     bool owns_own_in;
-    bool owns_acts;                /* xb .. c3 below (inference: layer 0's, shared) */
     float *xb;                     /* [N, C, h, w] blocked input */
     float *y;                      /* [N, Q + P, h, w]: conv1 then shortcut */
     float *r1, *c2, *r2;           /* [N, Q, R, R] */
@@ -42,9 +41,10 @@ enum { K_A3, K_B3, K_AS, K_BS, K_X3A, K_X3B, K_XSA, K_XSB, K_AL, K_KX, K_K0,
 
 struct dhf_fastnet {
     int L, S, B, N, P, Q, R, G;
+    double eps;                    /* GroupNorm's */
     int maxw;
     bool training;                 /* activations per layer and backward buffers */
-    fn_layer layer[DHF_AGG_MAX_LAYERS];
+    fn_layer layer[DHF_ENGINE_MAX_LAYERS];
     dhf_dconv *conv2, *conv3;
     dhf_c1x1 *own3;                /* conv3 forward + GN3 sums, backward-data (or NULL) */
     float *desc, *gdesc;           /* [B, P, R, R] blocked */
@@ -60,62 +60,37 @@ struct dhf_fastnet {
     double *dmix_unit;             /* [B * P/16 * S] */
     double *dmix;                  /* [S * L] dloss/dsoftmax(w) */
     float *wsoft;                  /* [S * L] */
+    void *arena;                   /* every buffer above, one allocation (ws_table) */
     float *scratch;                /* per thread: row, row2, vt */
     int scratch_threads;
     size_t scratch_per_thread;
     bool have_activations;
+#ifdef DHF_PROFILE
     dhf_fastnet_profile prof;      /* of the last forward and backward */
+#endif
     char describe[320];
 };
 
-bool dhf_fastnet_available(void) { return dhf_dconv_available(); }
+/* ---- profiling (DHF_PROFILE builds only: the benches') -------------------------- */
+
+/* the convolutions: forward (a = src, b = w, out = dst), backward-data (a = ddst,
+ * b = w, out = dsrc), backward-weights (a = src, b = ddst, out = dw) */
+typedef enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHTS } conv_op;
+
+#ifdef DHF_PROFILE
+#define PROF_NOW() dhf_now()
 
 const char *const dhf_fastnet_pass_names[DHF_FN_PASS_COUNT] = {
     "pack", "gn1 stats", "r1", "gn2 stats", "r2", "gn3+gns stats", "output",
     "bwd output sums", "bwd output grads", "bwd gn2", "bwd gn1"};
 
-/* the convolutions, timed into f->prof: forward (a = src, b = w, out = dst),
- * backward-data (a = ddst, b = w, out = dsrc), backward-weights (a = src, b = ddst,
- * out = dw) */
-typedef enum { CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHTS } conv_op;
-
+/* adds the time since t0 to the convolution op's total */
 static void conv_timed(dhf_fastnet *f, conv_op op, double t0)
 {
     const double dt = dhf_now() - t0;
     *(op == CONV_FWD        ? &f->prof.conv_forward_s
       : op == CONV_BWD_DATA ? &f->prof.conv_backward_data_s
                             : &f->prof.conv_backward_weights_s) += dt;
-}
-
-static int conv_run(dhf_fastnet *f, conv_op op, dhf_dconv *c, const float *a, const float *b,
-                    float *out)
-{
-    double t = dhf_now();
-    int rc = op == CONV_FWD        ? dhf_dconv_forward(c, a, b, out)
-             : op == CONV_BWD_DATA ? dhf_dconv_backward_data(c, a, b, out)
-                                   : dhf_dconv_backward_weights(c, a, b, out);
-    conv_timed(f, op, t);
-    return rc;
-}
-
-/* a 1x1 forward on conv1x1.h, timed alike (sum/sumsq: the outputs' sums, or NULL) */
-static int own_forward(dhf_fastnet *f, dhf_c1x1 *c, const float *src, const float *w,
-                       float *dst, double *sum, double *sumsq)
-{
-    double t = dhf_now();
-    int rc = dhf_c1x1_forward(c, src, w, dst, sum, sumsq);
-    conv_timed(f, CONV_FWD, t);
-    return rc;
-}
-
-/* a 1x1 backward-data on conv1x1.h, timed alike */
-static int own_bwd_data(dhf_fastnet *f, dhf_c1x1 *c, const float *ddst, const float *w,
-                        float *dsrc)
-{
-    double t = dhf_now();
-    int rc = dhf_c1x1_backward_data(c, ddst, w, dsrc);
-    conv_timed(f, CONV_BWD_DATA, t);
-    return rc;
 }
 
 /* adds the time since *t to pass `id` and restarts *t */
@@ -131,6 +106,42 @@ void dhf_fastnet_get_profile(const dhf_fastnet *f, dhf_fastnet_profile *p)
     memset(p, 0, sizeof *p);
     if (f)
         *p = f->prof;
+}
+#else
+#define PROF_NOW() 0.0
+#define conv_timed(f, op, t0) ((void)(t0))
+#define pass_done(f, id, t) ((void)(t))
+#endif
+
+static int conv_run(dhf_fastnet *f, conv_op op, dhf_dconv *c, const float *a, const float *b,
+                    float *out)
+{
+    double t = PROF_NOW();
+    int rc = op == CONV_FWD        ? dhf_dconv_forward(c, a, b, out)
+             : op == CONV_BWD_DATA ? dhf_dconv_backward_data(c, a, b, out)
+                                   : dhf_dconv_backward_weights(c, a, b, out);
+    conv_timed(f, op, t);
+    return rc;
+}
+
+/* a 1x1 forward on conv1x1.h (sum/sumsq: the outputs' sums, or NULL) */
+static int own_forward(dhf_fastnet *f, dhf_c1x1 *c, const float *src, const float *w,
+                       float *dst, double *sum, double *sumsq)
+{
+    double t = PROF_NOW();
+    int rc = dhf_c1x1_forward(c, src, w, dst, sum, sumsq);
+    conv_timed(f, CONV_FWD, t);
+    return rc;
+}
+
+/* a 1x1 backward-data on conv1x1.h */
+static int own_bwd_data(dhf_fastnet *f, dhf_c1x1 *c, const float *ddst, const float *w,
+                        float *dsrc)
+{
+    double t = PROF_NOW();
+    int rc = dhf_c1x1_backward_data(c, ddst, w, dsrc);
+    conv_timed(f, CONV_BWD_DATA, t);
+    return rc;
 }
 
 static int max_threads(void)
@@ -191,11 +202,10 @@ static float *my_scratch(const dhf_fastnet *f)
     return f->scratch + f->scratch_per_thread * (size_t)thread_id();
 }
 
-bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats)
+bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_engine_net *net, const dhf_tensor *feats)
 {
-    const dhf_agg_config *c = &a->cfg;
-    if (!f || f->L != c->num_layers || f->S != c->num_timesteps || f->P != c->proj_dim ||
-        f->R != c->out_res || !feats[0] || f->B != dhf_size(feats[0], 0))
+    if (!f || f->L != net->num_layers || f->S != net->num_timesteps || f->P != net->proj_dim ||
+        f->R != net->out_res || !feats[0] || f->B != dhf_size(feats[0], 0))
         return false;
     for (int l = 0; l < f->L; l++) {
         const fn_layer *ly = &f->layer[l];
@@ -210,7 +220,7 @@ void dhf_fastnet_free(dhf_fastnet *f)
 {
     if (!f)
         return;
-    for (int l = 0; l < DHF_AGG_MAX_LAYERS; l++) {
+    for (int l = 0; l < DHF_ENGINE_MAX_LAYERS; l++) {
         fn_layer *ly = &f->layer[l];
         dhf_bilin1d_free(&ly->ty);
         dhf_bilin1d_free(&ly->tx);
@@ -218,55 +228,151 @@ void dhf_fastnet_free(dhf_fastnet *f)
             dhf_dconv_free(ly->conv_in);
         if (ly->owns_own_in)
             dhf_c1x1_free(ly->own_in);
-        if (ly->owns_acts) {
-            free(ly->xb);
-            free(ly->y);
-            free(ly->r1);
-            free(ly->c2);
-            free(ly->r2);
-            free(ly->c3);
-        }
-        free(ly->mu1);
     }
     dhf_dconv_free(f->conv2);
     dhf_dconv_free(f->conv3);
     dhf_c1x1_free(f->own3);
-    free(f->desc);
-    free(f->gdesc);
-    free(f->dbig);
-    free(f->dq1);
-    free(f->dq2);
-    free(f->dy);
-    free(f->w_in);
-    free(f->dw_in);
-    free(f->dw);
-    free(f->dgb);
-    free(f->sa);
-    free(f->sb);
-    free(f->sc);
-    free(f->sy);
-    free(f->qy);
-    free(f->k[0]);
-    free(f->dmix_unit);
-    free(f->dmix);
-    free(f->wsoft);
+    free(f->arena);
     free(f->scratch);
     free(f);
 }
 
 const char *dhf_fastnet_describe(const dhf_fastnet *f) { return f ? f->describe : ""; }
 
-int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_tensor *feats,
-                       bool training, dhf_dconv_algo conv_algo)
+bool dhf_fastnet_training(const dhf_fastnet *f) { return f && f->training; }
+
+/* ---- the workspace: one size table, one allocation ------------------------------- */
+
+/* A buffer of the size table: where its pointer goes and how many elements it has. */
+typedef struct {
+    float **f;
+    double **d;
+    size_t count;
+} ws_entry;
+
+typedef struct {
+    ws_entry e[DHF_ENGINE_MAX_LAYERS * 7 + 32];
+    int n;
+} ws_table;
+
+static void ws_float(ws_table *t, float **p, size_t count)
+{
+    t->e[t->n++] = (ws_entry){ p, NULL, count };
+}
+
+static void ws_double(ws_table *t, double **p, size_t count)
+{
+    t->e[t->n++] = (ws_entry){ NULL, p, count };
+}
+
+/* offsets 64-byte aligned; a buffer of 4 MiB or more starts on a 2 MiB boundary so
+ * that it sits on whole transparent huge pages */
+static size_t ws_align(size_t off, size_t bytes)
+{
+    const size_t a = bytes >= ((size_t)4 << 20) ? ((size_t)2 << 20) : 64;
+    return (off + a - 1) / a * a;
+}
+
+/* The size table of f's shapes (N = B*S samples, Q = P/4, Y = Q + P channels of y):
+ *   per layer       xb [N, C_l, h, w] blocked; y [N, Y, h, w]; r1, c2, r2 [N, Q, R, R];
+ *                   c3 [N, P, R, R] (inference: layer 0's, sized for the largest layer,
+ *                   shared by all); GN statistics mu/rs of GN1, GN2, GN3, GNs [8, N, G]
+ *   shared          desc [B, P, R, R]; w_in [Y, Cmax]; sa, sb, sc [N, P]; sy, qy [N, Y];
+ *                   k [K_COUNT, N, P]; wsoft [S * L]
+ *   training only   gdesc [B, P, R, R]; dbig [N, P, R, R]; dq1, dq2 [N, Q, R, R];
+ *                   dy [N, Y, hmax, wmax]; dw_in [Y, Cmax]; dw [max(9 Q^2, P Q)];
+ *                   dgb [2, P]; dmix_unit [B, P/16, S]; dmix [S * L]
+ * then one allocation carved by it. */
+static int workspace_alloc(dhf_fastnet *f, size_t max_xb, size_t max_yhw, size_t max_cin)
+{
+    const size_t N = (size_t)f->N, P = (size_t)f->P, Q = (size_t)f->Q, Y = Q + P;
+    const size_t RR = (size_t)f->R * f->R, G = (size_t)f->G;
+    ws_table t = { .n = 0 };
+    for (int l = 0; l < f->L; l++) {
+        fn_layer *ly = &f->layer[l];
+        if (f->training || l == 0) {
+            const size_t hw = (size_t)ly->h * ly->w;
+            ws_float(&t, &ly->xb, f->training ? dhf_blk_numel(f->N, ly->C, ly->h, ly->w) : max_xb);
+            ws_float(&t, &ly->y, N * Y * (f->training ? hw : max_yhw));
+            ws_float(&t, &ly->r1, N * Q * RR);
+            ws_float(&t, &ly->c2, N * Q * RR);
+            ws_float(&t, &ly->r2, N * Q * RR);
+            ws_float(&t, &ly->c3, N * P * RR);
+        }
+        ws_double(&t, &ly->mu1, 8 * N * G);
+    }
+    ws_float(&t, &f->desc, (size_t)f->B * P * RR);
+    ws_float(&t, &f->w_in, Y * max_cin);
+    ws_double(&t, &f->sa, N * P);
+    ws_double(&t, &f->sb, N * P);
+    ws_double(&t, &f->sc, N * P);
+    ws_double(&t, &f->sy, N * Y);
+    ws_double(&t, &f->qy, N * Y);
+    ws_float(&t, &f->k[0], K_COUNT * N * P);
+    ws_float(&t, &f->wsoft, (size_t)f->S * f->L);
+    if (f->training) {
+        ws_float(&t, &f->gdesc, (size_t)f->B * P * RR);
+        ws_float(&t, &f->dbig, N * P * RR);
+        ws_float(&t, &f->dq1, N * Q * RR);
+        ws_float(&t, &f->dq2, N * Q * RR);
+        ws_float(&t, &f->dy, N * Y * max_yhw);
+        ws_float(&t, &f->dw_in, Y * max_cin);
+        ws_float(&t, &f->dw, 9 * Q * Q > P * Q ? 9 * Q * Q : P * Q);
+        ws_float(&t, &f->dgb, 2 * P);
+        ws_double(&t, &f->dmix_unit, (size_t)f->B * (P / BLK) * (size_t)f->S);
+        ws_double(&t, &f->dmix, (size_t)f->S * f->L);
+    }
+    size_t off[sizeof t.e / sizeof t.e[0]], total = 0;
+    for (int i = 0; i < t.n; i++) {
+        const size_t bytes = t.e[i].count * (t.e[i].f ? sizeof(float) : sizeof(double));
+        off[i] = ws_align(total, bytes);
+        total = off[i] + bytes;
+    }
+    f->arena = xalloc(total, 1);
+    if (!f->arena)
+        return -1;
+    char *base = f->arena;
+    for (int i = 0; i < t.n; i++) {
+        if (t.e[i].f)
+            *t.e[i].f = (float *)(void *)(base + off[i]);
+        else
+            *t.e[i].d = (double *)(void *)(base + off[i]);
+    }
+    for (int l = 0; l < f->L; l++) {
+        fn_layer *ly = &f->layer[l];
+        if (!f->training && l > 0) {   /* inference: the layers run one after the other */
+            const fn_layer *l0 = &f->layer[0];
+            ly->xb = l0->xb;
+            ly->y = l0->y;
+            ly->r1 = l0->r1;
+            ly->c2 = l0->c2;
+            ly->r2 = l0->r2;
+            ly->c3 = l0->c3;
+        }
+        double *st = ly->mu1;
+        const size_t ng = N * G;
+        ly->rs1 = st + ng;
+        ly->mu2 = st + 2 * ng;
+        ly->rs2 = st + 3 * ng;
+        ly->mu3 = st + 4 * ng;
+        ly->rs3 = st + 5 * ng;
+        ly->mus = st + 6 * ng;
+        ly->rss = st + 7 * ng;
+    }
+    for (int i = 1; i < K_COUNT; i++)
+        f->k[i] = f->k[0] + (size_t)i * N * P;
+    return 0;
+}
+
+int dhf_fastnet_create(dhf_fastnet **out, const dhf_engine_net *net, const dhf_tensor *feats,
+                       bool training, dhf_dconv_algo conv_algo, bool own1x1)
 {
     *out = NULL;
     if (!dhf_dconv_available())
         return dhf_err_set("fastnet: dhf was built without oneDNN (libdnnl-dev)");
-    const dhf_agg_config *c = &a->cfg;
+    const dhf_engine_net *c = net;
     if (c->proj_dim % 128 != 0)
         return dhf_err_set("fastnet: projection_dim %d must be a multiple of 128", c->proj_dim);
-    const bool own1x1 = c->conv1x1 == DHF_AGG_1X1_OWN ||
-                        (c->conv1x1 == DHF_AGG_1X1_AUTO && dhf_c1x1_supported());
     if (own1x1 && !dhf_c1x1_supported())
         return dhf_err_set("fastnet: aggregation_conv1x1 \"own\" needs a CPU with AVX-512F "
                            "(this one has none); use \"auto\" or \"onednn\"");
@@ -278,11 +384,11 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
     f->P = c->proj_dim;
     f->Q = c->proj_dim / 4;
     f->R = c->out_res;
-    f->G = DHF_BNECK_GN_GROUPS;
+    f->G = c->gn_groups;
+    f->eps = c->gn_eps;
     f->B = (int)dhf_size(feats[0], 0);
     f->N = f->B * f->S;
     f->training = training;
-    const size_t N = (size_t)f->N, P = (size_t)f->P, Q = (size_t)f->Q, RR = (size_t)f->R * f->R;
     size_t max_yhw = 0, max_cin = 0, max_xb = 0;
     for (int l = 0; l < f->L; l++)       /* sizes of the shared buffers (inference) */
         if (feats[l] && dhf_ndim(feats[l]) == 5) {
@@ -307,7 +413,6 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
         ly->w = (int)dhf_size(x, 4);
         if (ly->w > f->maxw)
             f->maxw = ly->w;
-        size_t hw = (size_t)ly->h * ly->w;
         if ((size_t)ly->C > max_cin)
             max_cin = (size_t)ly->C;
         if (dhf_bilin1d_init(&ly->ty, ly->h, f->R) || dhf_bilin1d_init(&ly->tx, ly->w, f->R))
@@ -331,36 +436,6 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
             ly->owns_conv_in = true;
             ly->owns_own_in = ly->own_in != NULL;
         }
-        if (training || l == 0) {
-            ly->owns_acts = true;
-            ly->xb = xalloc(training ? dhf_blk_numel(f->N, ly->C, ly->h, ly->w) : max_xb,
-                            sizeof(float));
-            ly->y = xalloc(N * (Q + P) * (training ? hw : max_yhw), sizeof(float));
-            ly->r1 = xalloc(N * Q * RR, sizeof(float));
-            ly->c2 = xalloc(N * Q * RR, sizeof(float));
-            ly->r2 = xalloc(N * Q * RR, sizeof(float));
-            ly->c3 = xalloc(N * P * RR, sizeof(float));
-        } else {
-            /* inference: the layers run one after the other on layer 0's buffers */
-            const fn_layer *l0 = &f->layer[0];
-            ly->xb = l0->xb;
-            ly->y = l0->y;
-            ly->r1 = l0->r1;
-            ly->c2 = l0->c2;
-            ly->r2 = l0->r2;
-            ly->c3 = l0->c3;
-        }
-        ly->mu1 = xalloc(N * (size_t)f->G * 8, sizeof(double));
-        if (!ly->xb || !ly->y || !ly->r1 || !ly->c2 || !ly->r2 || !ly->c3 || !ly->mu1)
-            goto oom;
-        double *st = ly->mu1;
-        ly->rs1 = st + N * f->G;
-        ly->mu2 = st + 2 * N * f->G;
-        ly->rs2 = st + 3 * N * f->G;
-        ly->mu3 = st + 4 * N * f->G;
-        ly->rs3 = st + 5 * N * f->G;
-        ly->mus = st + 6 * N * f->G;
-        ly->rss = st + 7 * N * f->G;
     }
     if (dhf_dconv_create(&f->conv2, f->N, f->Q, f->Q, f->R, f->R, 3, training, conv_algo)) {
         dhf_err_wrap("fastnet: conv2 (3x3)");
@@ -372,36 +447,8 @@ int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_ten
         dhf_err_wrap("fastnet: conv3 (1x1)");
         goto fail;
     }
-    f->desc = xalloc((size_t)f->B * P * RR, sizeof(float));
-    f->w_in = xalloc((Q + P) * max_cin, sizeof(float));
-    f->sa = xalloc(N * P, sizeof(double));
-    f->sb = xalloc(N * P, sizeof(double));
-    f->sc = xalloc(N * P, sizeof(double));
-    f->sy = xalloc(N * (Q + P), sizeof(double));
-    f->qy = xalloc(N * (Q + P), sizeof(double));
-    f->k[0] = xalloc(N * P * K_COUNT, sizeof(float));
-    f->wsoft = xalloc((size_t)f->S * f->L, sizeof(float));
-    if (!f->desc || !f->w_in || !f->sa || !f->sb || !f->sc || !f->sy || !f->qy || !f->k[0] ||
-        !f->wsoft)
+    if (workspace_alloc(f, max_xb, max_yhw, max_cin))
         goto oom;
-    if (training) {
-        f->gdesc = xalloc((size_t)f->B * P * RR, sizeof(float));
-        f->dbig = xalloc(N * P * RR, sizeof(float));
-        f->dq1 = xalloc(N * Q * RR, sizeof(float));
-        f->dq2 = xalloc(N * Q * RR, sizeof(float));
-        f->dy = xalloc(N * (Q + P) * max_yhw, sizeof(float));
-        f->dw_in = xalloc((Q + P) * max_cin, sizeof(float));
-        f->dw = xalloc(Q * Q * 9 > P * Q ? Q * Q * 9 : P * Q, sizeof(float));
-        f->dgb = xalloc(2 * P, sizeof(float));
-        f->dmix_unit = xalloc((size_t)f->B * (P / BLK) * (size_t)f->S, sizeof(double));
-        f->dmix = xalloc((size_t)f->S * f->L, sizeof(double));
-        if (!f->gdesc || !f->dbig || !f->dq1 || !f->dq2 || !f->dy || !f->dw_in || !f->dw ||
-            !f->dgb ||
-            !f->dmix_unit || !f->dmix)
-            goto oom;
-    }
-    for (int i = 1; i < K_COUNT; i++)
-        f->k[i] = f->k[0] + (size_t)i * N * P;
     f->scratch_per_thread = ((size_t)f->R * BLK * 2 + (size_t)f->maxw * BLK + 15) / 16 * 16;
     if (ensure_scratch(f))
         goto fail;
@@ -424,11 +471,38 @@ fail:
     return -1;
 }
 
+/* ---- slices: the planes of the blocked tensors (blocked.h) ------------------------ */
+
+/* plane (n, cb) of a blocked [N, Cb * 16, R, R] map: R*R pixels of 16 channels */
+static inline size_t rr_off(const dhf_fastnet *f, int n, int Cb, int cb)
+{
+    return ((size_t)n * Cb + cb) * (size_t)f->R * f->R * BLK;
+}
+
+static inline float *rr_plane(const dhf_fastnet *f, float *t, int n, int Cb, int cb)
+{
+    return t + rr_off(f, n, Cb, cb);
+}
+
+/* plane (n, cb) of a layer's y or dy [N, Q + P, h, w] at native resolution: blocks
+ * [0, Q/16) are conv1's, [Q/16, (Q + P)/16) the shortcut's */
+static inline float *native_plane(const dhf_fastnet *f, const fn_layer *ly, float *t, int n,
+                                  int cb)
+{
+    return t + ((size_t)n * ((f->Q + f->P) / BLK) + cb) * (size_t)ly->h * ly->w * BLK;
+}
+
+/* index of channel block cb of sample n in a per-(sample, channel) array [N, C] */
+static inline size_t chan(int n, int C, int cb)
+{
+    return (size_t)n * C + (size_t)cb * BLK;
+}
+
 /* ---- GroupNorm bookkeeping (per sample n, group g; per-channel arrays [N * C]) ---- */
 
 /* mean and 1/sqrt(var + eps) of each (n, g) from per-channel sums over `count` pixels */
-static void gn_stats(int N, int C, int G, double count, const double *s, const double *q,
-                     double *mu, double *rs)
+static void gn_stats(int N, int C, int G, double eps, double count, const double *s,
+                     const double *q, double *mu, double *rs)
 {
     const int cpg = C / G;
     const double M = (double)cpg * count;
@@ -443,7 +517,7 @@ static void gn_stats(int N, int C, int G, double count, const double *s, const d
             if (var < 0)
                 var = 0;
             mu[n * G + g] = mean;
-            rs[n * G + g] = 1.0 / sqrt(var + DHF_BNECK_GN_EPS);
+            rs[n * G + g] = 1.0 / sqrt(var + eps);
         }
 }
 
@@ -466,14 +540,13 @@ static void gn_coeffs(int N, int C, int G, const double *mu, const double *rs,
         }
 }
 
-/* GroupNorm gn_w of bn (weight; bias at gn_w + 1) over C channels from the per-channel
- * sums in f->sa, f->sb: mu, rs written, and the forward affine GN(x) = a x + b */
-static void gn_fit(const dhf_fastnet *f, const dhf_bottleneck *bn, int gn_w, int C, double *mu,
+/* GroupNorm (gamma, beta) over C channels from the per-channel sums in f->sa, f->sb:
+ * mu, rs written, and the forward affine GN(x) = a x + b */
+static void gn_forward(const dhf_fastnet *f, dhf_tensor gamma, dhf_tensor beta, int C, double *mu,
                    double *rs, float *a, float *b)
 {
-    gn_stats(f->N, C, f->G, (double)f->R * f->R, f->sa, f->sb, mu, rs);
-    gn_coeffs(f->N, C, f->G, mu, rs, pdata(bn->p[gn_w]), pdata(bn->p[gn_w + 1]), a, b, NULL,
-              NULL);
+    gn_stats(f->N, C, f->G, f->eps, (double)f->R * f->R, f->sa, f->sb, mu, rs);
+    gn_coeffs(f->N, C, f->G, mu, rs, pdata(gamma), pdata(beta), a, b, NULL, NULL);
 }
 
 static int write_grad(dhf_tensor param, const float *g, size_t n, const char *what)
@@ -492,17 +565,17 @@ static int write_grad(dhf_tensor param, const float *g, size_t n, const char *wh
     return 0;
 }
 
-/* Backward of GroupNorm gn_w (the bottleneck's "<conv>.norm.weight" index; bias at
- * gn_w + 1), y = gamma x^ + beta with x^ = (x - mu) r over each (sample, group) of R*R
+/* Backward of GroupNorm `name` (gamma, beta), y = gamma x^ + beta with x^ = (x - mu) r over each (sample, group) of R*R
  * pixels: from the per-channel sums sdy = sum dy and sdyx = sum dy x^ [N * C], the input
  * gradient's coefficients dx = al dy + kx x^ + k0 per (n, c), and the parameters'
  * gradients dgamma = sum_n sdyx, dbeta = sum_n sdy written to their .grad. */
-static int gn_backward(dhf_fastnet *f, const dhf_bottleneck *bn, int gn_w, int C,
+static int gn_backward(dhf_fastnet *f, dhf_tensor gamma_t, dhf_tensor beta_t, const char *name,
+                       int C,
                        const double *rs, const double *sdy, const double *sdyx, float *al,
                        float *kx, float *k0)
 {
     const int N = f->N, G = f->G, cpg = C / G;
-    const float *gamma = pdata(bn->p[gn_w]);
+    const float *gamma = pdata(gamma_t);
     const double M = (double)cpg * f->R * f->R;
     for (int n = 0; n < N; n++)
         for (int g = 0; g < G; g++) {
@@ -532,14 +605,18 @@ static int gn_backward(dhf_fastnet *f, const dhf_bottleneck *bn, int gn_w, int C
         dgamma[c] = (float)dg;
         dbeta[c] = (float)db;
     }
-    if (write_grad(bn->p[gn_w], dgamma, (size_t)C, dhf_bottleneck_param_names[gn_w]) ||
-        write_grad(bn->p[gn_w + 1], dbeta, (size_t)C, dhf_bottleneck_param_names[gn_w + 1]))
+    char what[64];
+    snprintf(what, sizeof what, "%s.weight", name);
+    if (write_grad(gamma_t, dgamma, (size_t)C, what))
+        return -1;
+    snprintf(what, sizeof what, "%s.bias", name);
+    if (write_grad(beta_t, dbeta, (size_t)C, what))
         return -1;
     return 0;
 }
 
 /* per-channel sums of a stored [N, C, R, R] blocked tensor */
-static void plane_sums(const dhf_fastnet *f, const float *t, int C, double *s, double *q)
+static void plane_sums(const dhf_fastnet *f, float *t, int C, double *s, double *q)
 {
     const int N = f->N, Cb = C / BLK;
     const int64_t RR = (int64_t)f->R * f->R;
@@ -548,26 +625,25 @@ static void plane_sums(const dhf_fastnet *f, const float *t, int C, double *s, d
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Cb; cb++)
-            dhf_blk_sums(t + ((size_t)n * Cb + cb) * RR * BLK, RR, s + (size_t)n * C + cb * BLK,
-                         q + (size_t)n * C + cb * BLK);
+            dhf_blk_sums(rr_plane(f, t, n, Cb, cb), RR, s + chan(n, C, cb),
+                         q + chan(n, C, cb));
 }
 
 /* per-channel sums of resize_R(y block range [cb0, cb0 + Cb)) for every sample */
 static void resized_sums(const dhf_fastnet *f, const fn_layer *ly, int cb0, int C, double *s,
                          double *q)
 {
-    const int N = f->N, Cb = C / BLK, Yb = (f->Q + f->P) / BLK, R = f->R;
-    const size_t hw = (size_t)ly->h * ly->w;
+    const int N = f->N, Cb = C / BLK, R = f->R;
     memset(s, 0, sizeof(double) * (size_t)N * C);
     memset(q, 0, sizeof(double) * (size_t)N * C);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Cb; cb++) {
             float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
-            const float *plane = ly->y + ((size_t)n * Yb + cb0 + cb) * hw * BLK;
+            const float *plane = native_plane(f, ly, ly->y, n, cb0 + cb);
             for (int oy = 0; oy < R; oy++) {
                 const float *r = dhf_blk_resize_row(plane, &ly->ty, &ly->tx, oy, row, vt);
-                dhf_blk_sums(r, R, s + (size_t)n * C + cb * BLK, q + (size_t)n * C + cb * BLK);
+                dhf_blk_sums(r, R, s + chan(n, C, cb), q + chan(n, C, cb));
             }
         }
 }
@@ -586,7 +662,7 @@ static void take_sums(const dhf_fastnet *f, int c0, int C, double *s, double *q)
 /* ---- forward ----------------------------------------------------------------------- */
 
 /* out = relu(a * resize(plane) + b), one plane, row by row */
-DHF_HOT static void plane_resize_affine_relu(const float *restrict plane, const dhf_bilin1d *ty,
+DHF_HOT static void gn1_relu_forward_plane(const float *restrict plane, const dhf_bilin1d *ty,
                                              const dhf_bilin1d *tx, int R, const float *restrict a,
                                              const float *restrict b, float *restrict out,
                                              float *restrict row, float *restrict vt)
@@ -603,7 +679,7 @@ DHF_HOT static void plane_resize_affine_relu(const float *restrict plane, const 
 }
 
 /* d = relu(a * src + b), one plane of RR pixels */
-DHF_HOT static void plane_affine_relu(const float *restrict src, size_t RR,
+DHF_HOT static void gn2_relu_forward_plane(const float *restrict src, size_t RR,
                                       const float *restrict a, const float *restrict b,
                                       float *restrict d)
 {
@@ -616,7 +692,7 @@ DHF_HOT static void plane_affine_relu(const float *restrict src, size_t RR,
 
 /* The block output of one sample and channel block, weighted into the descriptor:
  * d += ws * relu(a3 c3 + b3 + as resize(ys) + bs) */
-DHF_HOT static void plane_output(const float *restrict c3, const float *restrict ys,
+DHF_HOT static void output_forward_plane(const float *restrict c3, const float *restrict ys,
                                  const dhf_bilin1d *ty, const dhf_bilin1d *tx, int R,
                                  const float *restrict a3, const float *restrict b3,
                                  const float *restrict as, const float *restrict bs, float ws,
@@ -634,20 +710,20 @@ DHF_HOT static void plane_output(const float *restrict c3, const float *restrict
     }
 }
 
-static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const float *x)
+static int layer_forward(dhf_fastnet *f, const dhf_engine_net *net, int l, const float *x)
 {
     fn_layer *ly = &f->layer[l];
-    const dhf_bottleneck *bn = &a->bneck[l];
+    const dhf_engine_layer *bn = &net->layer[l];
     const int N = f->N, Q = f->Q, P = f->P, R = f->R, S = f->S, L = f->L;
-    const int Qb = Q / BLK, Pb = P / BLK, Yb = Qb + Pb;
-    const size_t RR = (size_t)R * R, hw = (size_t)ly->h * ly->w, C = (size_t)ly->C;
+    const int Qb = Q / BLK, Pb = P / BLK;
+    const size_t RR = (size_t)R * R, C = (size_t)ly->C;
     float *const *k = f->k;
 
-    double t = dhf_now();
+    double t = PROF_NOW();
     dhf_blk_pack(x, N, ly->C, ly->h, ly->w, ly->xb);
     pass_done(f, DHF_FN_PASS_PACK, &t);
-    memcpy(f->w_in, pdata(bn->p[DHF_BN_CONV1_W]), sizeof(float) * Q * C);
-    memcpy(f->w_in + Q * C, pdata(bn->p[DHF_BN_SHORT_W]), sizeof(float) * P * C);
+    memcpy(f->w_in, pdata(bn->conv1_w), sizeof(float) * Q * C);
+    memcpy(f->w_in + Q * C, pdata(bn->short_w), sizeof(float) * P * C);
     /* at native resolution R (U = 1) the own kernels sum y for GN1 and GNs as they go */
     const bool y_sums = ly->own_in && ly->ty.identity && ly->tx.identity;
     if (ly->own_in ? own_forward(f, ly->own_in, ly->xb, f->w_in, ly->y, y_sums ? f->sy : NULL,
@@ -656,12 +732,12 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         return dhf_err_wrap("conv1+shortcut");
 
     /* r1 = relu(GN1(U y1)) */
-    t = dhf_now();
+    t = PROF_NOW();
     if (y_sums)
         take_sums(f, 0, Q, f->sa, f->sb);
     else
         resized_sums(f, ly, 0, Q, f->sa, f->sb);
-    gn_fit(f, bn, DHF_BN_CONV1_GN_W, Q, ly->mu1, ly->rs1, k[K_A3], k[K_B3]);
+    gn_forward(f, bn->gn1_w, bn->gn1_b, Q, ly->mu1, ly->rs1, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN1_STATS, &t);
     /* r1 and r2 are written with streaming stores (read back by the next convolution,
      * long after they left the caches): no read of the destination before the write */
@@ -671,49 +747,49 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
         for (int n = 0; n < N; n++)
             for (int cb = 0; cb < Qb; cb++) {
                 float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
-                const size_t nc = (size_t)n * Q + cb * BLK;
-                plane_resize_affine_relu(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty,
+                const size_t nc = chan(n, Q, cb);
+                gn1_relu_forward_plane(native_plane(f, ly, ly->y, n, cb), &ly->ty,
                                          &ly->tx, R, k[K_A3] + nc, k[K_B3] + nc,
-                                         ly->r1 + ((size_t)n * Qb + cb) * RR * BLK, row, vt);
+                                         rr_plane(f, ly->r1, n, Qb, cb), row, vt);
             }
         V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_R1, &t);
 
     /* r2 = relu(GN2(conv2(r1))) */
-    if (conv_run(f, CONV_FWD, f->conv2, ly->r1, pdata(bn->p[DHF_BN_CONV2_W]), ly->c2))
+    if (conv_run(f, CONV_FWD, f->conv2, ly->r1, pdata(bn->conv2_w), ly->c2))
         return dhf_err_wrap("conv2");
-    t = dhf_now();
+    t = PROF_NOW();
     plane_sums(f, ly->c2, Q, f->sa, f->sb);
-    gn_fit(f, bn, DHF_BN_CONV2_GN_W, Q, ly->mu2, ly->rs2, k[K_A3], k[K_B3]);
+    gn_forward(f, bn->gn2_w, bn->gn2_b, Q, ly->mu2, ly->rs2, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN2_STATS, &t);
 #pragma omp parallel
     {
 #pragma omp for collapse(2) schedule(static) nowait
         for (int n = 0; n < N; n++)
             for (int cb = 0; cb < Qb; cb++) {
-                const size_t nc = (size_t)n * Q + cb * BLK;
-                const size_t off = ((size_t)n * Qb + cb) * RR * BLK;
-                plane_affine_relu(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc, ly->r2 + off);
+                const size_t nc = chan(n, Q, cb);
+                const size_t off = rr_off(f, n, Qb, cb);
+                gn2_relu_forward_plane(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc, ly->r2 + off);
             }
         V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_R2, &t);
 
     /* c3 = conv3(r2); statistics of c3 (with it on the own kernels) and of U ys */
-    const float *w3 = pdata(bn->p[DHF_BN_CONV3_W]);
+    const float *w3 = pdata(bn->conv3_w);
     if (f->own3 ? own_forward(f, f->own3, ly->r2, w3, ly->c3, f->sa, f->sb)
                 : conv_run(f, CONV_FWD, f->conv3, ly->r2, w3, ly->c3))
         return dhf_err_wrap("conv3");
-    t = dhf_now();
+    t = PROF_NOW();
     if (!f->own3)
         plane_sums(f, ly->c3, P, f->sa, f->sb);
-    gn_fit(f, bn, DHF_BN_CONV3_GN_W, P, ly->mu3, ly->rs3, k[K_A3], k[K_B3]);
+    gn_forward(f, bn->gn3_w, bn->gn3_b, P, ly->mu3, ly->rs3, k[K_A3], k[K_B3]);
     if (y_sums)
         take_sums(f, Q, P, f->sa, f->sb);
     else
         resized_sums(f, ly, Qb, P, f->sa, f->sb);
-    gn_fit(f, bn, DHF_BN_SHORT_GN_W, P, ly->mus, ly->rss, k[K_AS], k[K_BS]);
+    gn_forward(f, bn->gns_w, bn->gns_b, P, ly->mus, ly->rss, k[K_AS], k[K_BS]);
     pass_done(f, DHF_FN_PASS_GN3_STATS, &t);
 
     /* desc[b] += w[s*L + l] * relu(GN3(c3) + GNs(U ys)); a thread owns a (b, cb) plane */
@@ -723,21 +799,21 @@ static int forward_layer(dhf_fastnet *f, const dhf_aggregator *a, int l, const f
             float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
             for (int s = 0; s < S; s++) {
                 const int n = b * S + s;
-                const size_t nc = (size_t)n * P + cb * BLK;
-                plane_output(ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
-                             ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
+                const size_t nc = chan(n, P, cb);
+                output_forward_plane(rr_plane(f, ly->c3, n, Pb, cb),
+                             native_plane(f, ly, ly->y, n, Qb + cb), &ly->ty, &ly->tx, R,
                              k[K_A3] + nc, k[K_B3] + nc, k[K_AS] + nc, k[K_BS] + nc,
                              f->wsoft[s * L + l],
-                             f->desc + ((size_t)b * Pb + cb) * RR * BLK, row, vt);
+                             rr_plane(f, f->desc, b, Pb, cb), row, vt);
             }
         }
     pass_done(f, DHF_FN_PASS_OUTPUT, &t);
     return 0;
 }
 
-static int softmax_weights(dhf_fastnet *f, const dhf_aggregator *a)
+static int softmax_weights(dhf_fastnet *f, const dhf_engine_net *net)
 {
-    const float *m = pdata(a->mixing_weights);
+    const float *m = pdata(net->mixing_weights);
     const int n = f->S * f->L;
     if (!m)
         return dhf_err_set("fastnet: mixing_weights is not a contiguous CPU tensor");
@@ -752,23 +828,25 @@ static int softmax_weights(dhf_fastnet *f, const dhf_aggregator *a)
     return 0;
 }
 
-int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats,
+int dhf_fastnet_forward(dhf_fastnet *f, const dhf_engine_net *net, const dhf_tensor *feats,
                         bool for_backward, float *desc)
 {
     f->have_activations = false;
+#ifdef DHF_PROFILE
     const double t0 = dhf_now();
     f->prof.forward_s = f->prof.conv_forward_s = 0;
     for (int i = 0; i < DHF_FN_PASS_B_OUT_SUMS; i++)
         f->prof.pass_s[i] = 0;
+#endif
     if (for_backward && !f->training)
         return dhf_err_set("fastnet: made for inference, it keeps no activations for a backward");
-    if (!dhf_fastnet_fits(f, a, feats))
+    if (!dhf_fastnet_fits(f, net, feats))
         return dhf_err_set("fastnet: the features do not have the shapes it was made for");
-    for (int i = 0; i < a->num_params; i++)
-        if (!pdata(a->params[i]) || dhf_get_dtype(a->params[i]) != DHF_F32)
+    for (int i = 0; i < net->num_params; i++)
+        if (!pdata(net->params[i]) || dhf_get_dtype(net->params[i]) != DHF_F32)
             return dhf_err_set("fastnet: parameter %s: expected a contiguous float32 CPU "
-                               "tensor", a->names[i]);
-    if (ensure_scratch(f) || softmax_weights(f, a))
+                               "tensor", net->param_names[i]);
+    if (ensure_scratch(f) || softmax_weights(f, net))
         return -1;
     const size_t RR = (size_t)f->R * f->R;
     memset(f->desc, 0, sizeof(float) * (size_t)f->B * f->P * RR);
@@ -776,12 +854,14 @@ int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tenso
         const float *x = pdata(feats[l]);
         if (!x)
             return dhf_err_set("fastnet: features of layer %d are not contiguous on the CPU", l);
-        if (forward_layer(f, a, l, x))
+        if (layer_forward(f, net, l, x))
             return dhf_err_wrap("fastnet forward, layer %d", l);
     }
     dhf_blk_unpack(f->desc, f->B, f->P, f->R, f->R, desc);
     f->have_activations = for_backward;
+#ifdef DHF_PROFILE
     f->prof.forward_s = dhf_now() - t0;
+#endif
     return 0;
 }
 
@@ -811,7 +891,7 @@ static inline void masked_sums_run(float *restrict d, const float *restrict m,
 }
 
 /* masked_sums_run over one stored plane of RR pixels: sdy, sdyx written */
-DHF_HOT static void plane_masked_sums(float *restrict g, const float *restrict m,
+DHF_HOT static void gn2_relu_backward_sums_plane(float *restrict g, const float *restrict m,
                                       const float *restrict v, size_t RR,
                                       const float *restrict xa, const float *restrict xb,
                                       double *restrict sdy, double *restrict sdyx)
@@ -828,7 +908,7 @@ DHF_HOT static void plane_masked_sums(float *restrict g, const float *restrict m
 }
 
 /* d = al d + kx (xa x + xb) + k0 (the GN input gradient), one plane in place */
-DHF_HOT static void plane_gn_grad(float *restrict d, const float *restrict v, size_t RR,
+DHF_HOT static void gn2_relu_backward_plane(float *restrict d, const float *restrict v, size_t RR,
                                   const float *restrict xa, const float *restrict xb,
                                   const float *restrict al, const float *restrict kx,
                                   const float *restrict k0)
@@ -858,7 +938,7 @@ static out_coeffs out_coeffs_at(float *const *k, size_t nc)
 /* Output ReLU of one sample and channel block, from G = dloss/ddesc: per-channel
  * sums s_dz = sum dz, s_3 = sum dz c3^, s_s = sum dz (U ys)^ with dz = ws G [z > 0],
  * and returns sum G relu(z) (dloss/dw for this plane) */
-DHF_HOT static double plane_out_sums(const float *restrict c3, const float *restrict ys,
+DHF_HOT static double output_backward_sums_plane(const float *restrict c3, const float *restrict ys,
                                      const float *restrict gd, const dhf_bilin1d *ty,
                                      const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
                                      double *restrict s_dz, double *restrict s_3,
@@ -902,7 +982,7 @@ DHF_HOT static double plane_out_sums(const float *restrict c3, const float *rest
 
 /* dc3 (written, streamed) and dys (at native resolution: accumulated, or written when
  * the resize is the identity) of one sample and block */
-DHF_HOT static void plane_out_grads(const float *restrict c3, const float *restrict ys,
+DHF_HOT static void output_backward_plane(const float *restrict c3, const float *restrict ys,
                                     const float *restrict gd, const dhf_bilin1d *ty,
                                     const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
                                     float *restrict dc3, float *restrict dys, float *restrict row,
@@ -936,7 +1016,7 @@ DHF_HOT static void plane_out_grads(const float *restrict c3, const float *restr
 }
 
 /* GN1 backward sums over the recomputed U y1, with the r1 > 0 mask applied to d */
-DHF_HOT static void plane_gn1_sums(const float *restrict plane, const dhf_bilin1d *ty,
+DHF_HOT static void gn1_relu_backward_sums_plane(const float *restrict plane, const dhf_bilin1d *ty,
                                    const dhf_bilin1d *tx, int R, float *restrict d,
                                    const float *restrict m, const float *restrict xa,
                                    const float *restrict xb, double *restrict sdy,
@@ -956,7 +1036,7 @@ DHF_HOT static void plane_gn1_sums(const float *restrict plane, const dhf_bilin1
 
 /* dy1 (native; accumulated, or written when the resize is the identity)
  * = U^T (al d + kx (U y1)^ + k0) */
-DHF_HOT static void plane_gn1_grad(const float *restrict plane, const dhf_bilin1d *ty,
+DHF_HOT static void gn1_relu_backward_plane(const float *restrict plane, const dhf_bilin1d *ty,
                                    const dhf_bilin1d *tx, int R, const float *restrict d,
                                    const float *restrict xa, const float *restrict xb,
                                    const float *restrict al, const float *restrict kx,
@@ -983,35 +1063,35 @@ DHF_HOT static void plane_gn1_grad(const float *restrict plane, const dhf_bilin1
     }
 }
 
-static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
+static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
 {
     fn_layer *ly = &f->layer[l];
-    const dhf_bottleneck *bn = &a->bneck[l];
+    const dhf_engine_layer *bn = &net->layer[l];
     const int N = f->N, Q = f->Q, P = f->P, R = f->R, G = f->G, S = f->S, L = f->L;
-    const int Qb = Q / BLK, Pb = P / BLK, Yb = Qb + Pb;
+    const int Qb = Q / BLK, Pb = P / BLK;
     const size_t RR = (size_t)R * R, hw = (size_t)ly->h * ly->w, C = (size_t)ly->C;
     float *const *k = f->k;
-    const float *g3 = pdata(bn->p[DHF_BN_CONV3_GN_W]), *be3 = pdata(bn->p[DHF_BN_CONV3_GN_B]);
-    const float *gs = pdata(bn->p[DHF_BN_SHORT_GN_W]), *bes = pdata(bn->p[DHF_BN_SHORT_GN_B]);
+    const float *g3 = pdata(bn->gn3_w), *be3 = pdata(bn->gn3_b);
+    const float *gs = pdata(bn->gns_w), *bes = pdata(bn->gns_b);
 
     /* normalised c3 and U ys per (n, c): x^ = xa x + xb */
     gn_coeffs(N, P, G, ly->mu3, ly->rs3, g3, be3, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
     gn_coeffs(N, P, G, ly->mus, ly->rss, gs, bes, k[K_AS], k[K_BS], k[K_XSA], k[K_XSB]);
 
     /* 1. the output ReLU: sums for GN3 / GNs and dloss/dw[s*L + l] */
-    double t = dhf_now();
+    double t = PROF_NOW();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < f->B; b++)
         for (int cb = 0; cb < Pb; cb++) {
             float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
             for (int s = 0; s < S; s++) {
                 const int n = b * S + s;
-                const size_t nc = (size_t)n * P + cb * BLK;
+                const size_t nc = chan(n, P, cb);
                 out_coeffs o = out_coeffs_at(k, nc);
-                f->dmix_unit[((size_t)b * Pb + cb) * S + s] = plane_out_sums(
-                    ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
-                    ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK,
-                    f->gdesc + ((size_t)b * Pb + cb) * RR * BLK, &ly->ty, &ly->tx, R, &o,
+                f->dmix_unit[((size_t)b * Pb + cb) * S + s] = output_backward_sums_plane(
+                    rr_plane(f, ly->c3, n, Pb, cb),
+                    native_plane(f, ly, ly->y, n, Qb + cb),
+                    rr_plane(f, f->gdesc, b, Pb, cb), &ly->ty, &ly->tx, R, &o,
                     f->wsoft[s * L + l], f->sa + nc, f->sb + nc, f->sc + nc, row, vt);
             }
         }
@@ -1021,9 +1101,9 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
             t += f->dmix_unit[(size_t)u * S + s];
         f->dmix[s * L + l] = t;
     }
-    if (gn_backward(f, bn, DHF_BN_CONV3_GN_W, P, ly->rs3, f->sa, f->sb, k[K_AL], k[K_KX],
+    if (gn_backward(f, bn->gn3_w, bn->gn3_b, "conv3.norm", P, ly->rs3, f->sa, f->sb, k[K_AL], k[K_KX],
                     k[K_K0]) ||
-        gn_backward(f, bn, DHF_BN_SHORT_GN_W, P, ly->rss, f->sa, f->sc, k[K_ALS], k[K_KXS],
+        gn_backward(f, bn->gns_w, bn->gns_b, "shortcut.norm", P, ly->rss, f->sa, f->sc, k[K_ALS], k[K_KXS],
                     k[K_K0S]))
         return -1;
     pass_done(f, DHF_FN_PASS_B_OUT_SUMS, &t);
@@ -1043,71 +1123,71 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
                 float *row = my_scratch(f), *row2 = row + (size_t)R * BLK;
                 float *vt = row2 + (size_t)R * BLK;
                 const int n = b * S + s;
-                out_coeffs o = out_coeffs_at(k, (size_t)n * P + cb * BLK);
-                plane_out_grads(ly->c3 + ((size_t)n * Pb + cb) * RR * BLK,
-                                ly->y + ((size_t)n * Yb + Qb + cb) * hw * BLK,
-                                f->gdesc + ((size_t)b * Pb + cb) * RR * BLK, &ly->ty, &ly->tx,
+                out_coeffs o = out_coeffs_at(k, chan(n, P, cb));
+                output_backward_plane(rr_plane(f, ly->c3, n, Pb, cb),
+                                native_plane(f, ly, ly->y, n, Qb + cb),
+                                rr_plane(f, f->gdesc, b, Pb, cb), &ly->ty, &ly->tx,
                                 R, &o, f->wsoft[s * L + l],
-                                f->dbig + ((size_t)n * Pb + cb) * RR * BLK,
-                                f->dy + ((size_t)n * Yb + Qb + cb) * hw * BLK, row, row2, vt);
+                                rr_plane(f, f->dbig, n, Pb, cb),
+                                native_plane(f, ly, f->dy, n, Qb + cb), row, row2, vt);
             }
     V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_B_OUT_GRADS, &t);
 
     /* 3. conv3 backward: dr2 -> dq1, dW3 */
-    const float *w3 = pdata(bn->p[DHF_BN_CONV3_W]);
+    const float *w3 = pdata(bn->conv3_w);
     if ((f->own3 ? own_bwd_data(f, f->own3, f->dbig, w3, f->dq1)
                  : conv_run(f, CONV_BWD_DATA, f->conv3, f->dbig, w3, f->dq1)) ||
         conv_run(f, CONV_BWD_WEIGHTS, f->conv3, ly->r2, f->dbig, f->dw))
         return dhf_err_wrap("conv3 backward");
-    if (write_grad(bn->p[DHF_BN_CONV3_W], f->dw, (size_t)P * Q, "conv3.weight"))
+    if (write_grad(bn->conv3_w, f->dw, (size_t)P * Q, "conv3.weight"))
         return -1;
 
     /* 4. through relu(GN2): dc2 in place in dq1 */
-    t = dhf_now();
-    const float *g2 = pdata(bn->p[DHF_BN_CONV2_GN_W]), *be2 = pdata(bn->p[DHF_BN_CONV2_GN_B]);
+    t = PROF_NOW();
+    const float *g2 = pdata(bn->gn2_w), *be2 = pdata(bn->gn2_b);
     gn_coeffs(N, Q, G, ly->mu2, ly->rs2, g2, be2, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Qb; cb++) {
-            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
-            plane_masked_sums(f->dq1 + off, ly->r2 + off, ly->c2 + off, RR, k[K_X3A] + nc,
+            const size_t nc = chan(n, Q, cb), off = rr_off(f, n, Qb, cb);
+            gn2_relu_backward_sums_plane(f->dq1 + off, ly->r2 + off, ly->c2 + off, RR, k[K_X3A] + nc,
                               k[K_X3B] + nc, f->sa + nc, f->sb + nc);
         }
-    if (gn_backward(f, bn, DHF_BN_CONV2_GN_W, Q, ly->rs2, f->sa, f->sb, k[K_AL], k[K_KX],
+    if (gn_backward(f, bn->gn2_w, bn->gn2_b, "conv2.norm", Q, ly->rs2, f->sa, f->sb, k[K_AL], k[K_KX],
                     k[K_K0]))
         return -1;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Qb; cb++) {
-            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
-            plane_gn_grad(f->dq1 + off, ly->c2 + off, RR, k[K_X3A] + nc, k[K_X3B] + nc,
+            const size_t nc = chan(n, Q, cb), off = rr_off(f, n, Qb, cb);
+            gn2_relu_backward_plane(f->dq1 + off, ly->c2 + off, RR, k[K_X3A] + nc, k[K_X3B] + nc,
                           k[K_AL] + nc, k[K_KX] + nc, k[K_K0] + nc);
         }
     pass_done(f, DHF_FN_PASS_B_GN2, &t);
 
     /* 5. conv2 backward: dr1 -> dq2, dW2 */
-    if (conv_run(f, CONV_BWD_DATA, f->conv2, f->dq1, pdata(bn->p[DHF_BN_CONV2_W]), f->dq2) ||
+    if (conv_run(f, CONV_BWD_DATA, f->conv2, f->dq1, pdata(bn->conv2_w), f->dq2) ||
         conv_run(f, CONV_BWD_WEIGHTS, f->conv2, ly->r1, f->dq1, f->dw))
         return dhf_err_wrap("conv2 backward");
-    if (write_grad(bn->p[DHF_BN_CONV2_W], f->dw, (size_t)Q * Q * 9, "conv2.weight"))
+    if (write_grad(bn->conv2_w, f->dw, (size_t)Q * Q * 9, "conv2.weight"))
         return -1;
 
     /* 6. through relu(GN1(U y1)): sums over the recomputed U y1, then dy1 = U^T du1 */
-    t = dhf_now();
-    const float *g1 = pdata(bn->p[DHF_BN_CONV1_GN_W]), *be1 = pdata(bn->p[DHF_BN_CONV1_GN_B]);
+    t = PROF_NOW();
+    const float *g1 = pdata(bn->gn1_w), *be1 = pdata(bn->gn1_b);
     gn_coeffs(N, Q, G, ly->mu1, ly->rs1, g1, be1, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Qb; cb++) {
             float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
-            const size_t nc = (size_t)n * Q + cb * BLK, off = ((size_t)n * Qb + cb) * RR * BLK;
-            plane_gn1_sums(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
+            const size_t nc = chan(n, Q, cb), off = rr_off(f, n, Qb, cb);
+            gn1_relu_backward_sums_plane(native_plane(f, ly, ly->y, n, cb), &ly->ty, &ly->tx, R,
                            f->dq2 + off, ly->r1 + off, k[K_X3A] + nc, k[K_X3B] + nc,
                            f->sa + nc, f->sb + nc, row, vt);
         }
-    if (gn_backward(f, bn, DHF_BN_CONV1_GN_W, Q, ly->rs1, f->sa, f->sb, k[K_AL], k[K_KX],
+    if (gn_backward(f, bn->gn1_w, bn->gn1_b, "conv1.norm", Q, ly->rs1, f->sa, f->sb, k[K_AL], k[K_KX],
                     k[K_K0]))
         return -1;
 #pragma omp parallel
@@ -1117,12 +1197,12 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
             for (int cb = 0; cb < Qb; cb++) {
                 float *row = my_scratch(f), *row2 = row + (size_t)R * BLK;
                 float *vt = row2 + (size_t)R * BLK;
-                const size_t nc = (size_t)n * Q + cb * BLK;
-                const size_t off = ((size_t)n * Qb + cb) * RR * BLK;
-                plane_gn1_grad(ly->y + ((size_t)n * Yb + cb) * hw * BLK, &ly->ty, &ly->tx, R,
+                const size_t nc = chan(n, Q, cb);
+                const size_t off = rr_off(f, n, Qb, cb);
+                gn1_relu_backward_plane(native_plane(f, ly, ly->y, n, cb), &ly->ty, &ly->tx, R,
                                f->dq2 + off, k[K_X3A] + nc, k[K_X3B] + nc, k[K_AL] + nc,
                                k[K_KX] + nc, k[K_K0] + nc,
-                               f->dy + ((size_t)n * Yb + cb) * hw * BLK, row, row2, vt);
+                               native_plane(f, ly, f->dy, n, cb), row, row2, vt);
             }
         V16_STREAM_FENCE();
     }
@@ -1131,27 +1211,29 @@ static int backward_layer(dhf_fastnet *f, dhf_aggregator *a, int l)
     /* 7. conv1 and shortcut weights from dy and the input */
     if (conv_run(f, CONV_BWD_WEIGHTS, ly->conv_in, ly->xb, f->dy, f->dw_in))
         return dhf_err_wrap("conv1+shortcut backward");
-    if (write_grad(bn->p[DHF_BN_CONV1_W], f->dw_in, (size_t)Q * C, "conv1.weight") ||
-        write_grad(bn->p[DHF_BN_SHORT_W], f->dw_in + (size_t)Q * C, (size_t)P * C,
+    if (write_grad(bn->conv1_w, f->dw_in, (size_t)Q * C, "conv1.weight") ||
+        write_grad(bn->short_w, f->dw_in + (size_t)Q * C, (size_t)P * C,
                    "shortcut.weight"))
         return -1;
     return 0;
 }
 
-int dhf_fastnet_backward(dhf_fastnet *f, dhf_aggregator *a, const float *gdesc)
+int dhf_fastnet_backward(dhf_fastnet *f, const dhf_engine_net *net, const float *gdesc)
 {
     if (!f->have_activations)
         return dhf_err_set("fastnet backward: no forward with activations kept before it");
     f->have_activations = false;
+#ifdef DHF_PROFILE
     const double t0 = dhf_now();
     f->prof.backward_s = f->prof.conv_backward_data_s = f->prof.conv_backward_weights_s = 0;
     for (int i = DHF_FN_PASS_B_OUT_SUMS; i < DHF_FN_PASS_COUNT; i++)
         f->prof.pass_s[i] = 0;
+#endif
     if (ensure_scratch(f))
         return -1;
     dhf_blk_pack(gdesc, f->B, f->P, f->R, f->R, f->gdesc);
     for (int l = 0; l < f->L; l++)
-        if (backward_layer(f, a, l))
+        if (layer_backward(f, net, l))
             return dhf_err_wrap("fastnet backward, layer %d", l);
     /* softmax backward: dm_i = w_i (g_i - sum_j w_j g_j) */
     const int n = f->S * f->L;
@@ -1161,7 +1243,9 @@ int dhf_fastnet_backward(dhf_fastnet *f, dhf_aggregator *a, const float *gdesc)
     float *gm = f->dw;
     for (int i = 0; i < n; i++)
         gm[i] = (float)((double)f->wsoft[i] * (f->dmix[i] - dot));
-    int rc = write_grad(a->mixing_weights, gm, (size_t)n, "mixing_weights");
+    int rc = write_grad(net->mixing_weights, gm, (size_t)n, "mixing_weights");
+#ifdef DHF_PROFILE
     f->prof.backward_s = dhf_now() - t0;
+#endif
     return rc;
 }

@@ -1,8 +1,8 @@
-/* fastnet.h — the fast order of the aggregation network written out by hand for the
- * CPU, llm.c style: an explicit forward that keeps what the backward needs and an
+/* fastnet.h — (inside the engine; callers use engine.h's runner) the fast order of the
+ * aggregation network written out by hand for the CPU, llm.c style: an explicit forward that keeps what the backward needs and an
  * explicit backward, over oneDNN convolutions (dnnl_conv.h) on channel-blocked
  * activations (blocked.h) and fused row kernels (blk_ops.h). Same mathematics as
- * aggregator.c's fast order (conv1 and shortcut at native resolution, the S
+ * src/train/aggregator.c's fast order (conv1 and shortcut at native resolution, the S
  * timesteps of a layer as one batch), without autograd's per-op tensors:
  *
  *   per layer l, samples n = b*S + s (N = B*S):
@@ -20,24 +20,26 @@
 
 #include <stdbool.h>
 
-#include "shim/torch_shim.h"
-#include "train/aggregator.h"
 #include "engine/dnnl_conv.h"
+#include "engine/engine.h"
+#include "shim/torch_shim.h"
 
 typedef struct dhf_fastnet dhf_fastnet;
 
-/* Built with oneDNN and able to run this network on this machine. */
-bool dhf_fastnet_available(void);
-
-/* feats[l]: CPU float32 [B, S, C_l, h_l, w_l] as dhf_aggregator_forward takes them.
- * training: keep every layer's activations and make the backward's buffers; false:
- * forward only, the layers share one set of buffers (a fraction of the memory). */
-int dhf_fastnet_create(dhf_fastnet **out, const dhf_aggregator *a, const dhf_tensor *feats,
-                       bool training, dhf_dconv_algo conv_algo);
-bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats);
+/* feats[l]: CPU float32 [B, S, C_l, h_l, w_l]. training: keep every layer's
+ * activations and make the backward's buffers; false: forward only, the layers share
+ * one set of buffers (a fraction of the memory). own1x1: the 1x1 convolutions' forwards
+ * and conv3's backward-data on conv1x1.h (needs AVX-512F), else all on oneDNN. */
+int dhf_fastnet_create(dhf_fastnet **out, const dhf_engine_net *net, const dhf_tensor *feats,
+                       bool training, dhf_dconv_algo conv_algo, bool own1x1);
+bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_engine_net *net, const dhf_tensor *feats);
+bool dhf_fastnet_training(const dhf_fastnet *f);
 void dhf_fastnet_free(dhf_fastnet *f);                 /* NULL ok */
+
+#ifdef DHF_PROFILE
 /* Wall seconds of the last dhf_fastnet_forward / _backward, and the parts of them
- * spent in oneDNN convolutions (the rest: packing, the row passes, GN bookkeeping). */
+ * spent in the convolutions (the rest: packing, the row passes, GN bookkeeping).
+ * Only in a DHF_PROFILE build (the benches'): the product has no timers. */
 enum {
     DHF_FN_PASS_PACK, DHF_FN_PASS_GN1_STATS, DHF_FN_PASS_R1, DHF_FN_PASS_GN2_STATS,
     DHF_FN_PASS_R2, DHF_FN_PASS_GN3_STATS, DHF_FN_PASS_OUTPUT, DHF_FN_PASS_B_OUT_SUMS,
@@ -51,18 +53,19 @@ typedef struct {
     double pass_s[DHF_FN_PASS_COUNT];   /* the row passes, summed over the layers */
 } dhf_fastnet_profile;
 void dhf_fastnet_get_profile(const dhf_fastnet *f, dhf_fastnet_profile *p);
+#endif
 
 /* "conv2 fwd jit_wino_4x3:avx512_core, ..." of the first layer, for logs */
 const char *dhf_fastnet_describe(const dhf_fastnet *f);
 
 /* desc: NCHW [B, P, R, R] float32, written. Keeps the activations for
  * dhf_fastnet_backward when for_backward is true (a training fastnet only). */
-int dhf_fastnet_forward(dhf_fastnet *f, const dhf_aggregator *a, const dhf_tensor *feats,
+int dhf_fastnet_forward(dhf_fastnet *f, const dhf_engine_net *net, const dhf_tensor *feats,
                         bool for_backward, float *desc);
 
 /* gdesc: dloss/ddesc, NCHW [B, P, R, R]. Writes (overwrites) the .grad of every
- * parameter of `a` with dloss/dparam. Needs the preceding forward (same a, feats,
+ * parameter of net with dloss/dparam. Needs the preceding forward (same net, feats,
  * parameters unchanged) with for_backward. */
-int dhf_fastnet_backward(dhf_fastnet *f, dhf_aggregator *a, const float *gdesc);
+int dhf_fastnet_backward(dhf_fastnet *f, const dhf_engine_net *net, const float *gdesc);
 
 #endif

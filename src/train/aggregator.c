@@ -6,73 +6,24 @@
 #include <string.h>
 
 #include "core/torch/st_tensor.h"
-#include "engine/fastnet.h"
 #include "core/torch/shim_try.h"
 
 int dhf_agg_options_from_config(const dhf_config *cfg, dhf_device dev, dhf_agg_config *ac,
                                 dhf_dtype *compute)
 {
     if (dhf_agg_order_parse(cfg->aggregation_order, &ac->order) != 0 ||
-        dhf_agg_kernels_parse(cfg->aggregation_kernels, &ac->kernels) != 0 ||
-        dhf_agg_conv_algo_parse(cfg->aggregation_conv_algorithm, &ac->conv_algo) != 0 ||
-        dhf_agg_conv1x1_parse(cfg->aggregation_conv1x1, &ac->conv1x1) != 0 ||
         dhf_agg_mixed_precision_parse(cfg->mixed_precision, dev, compute) != 0)
         return -1;
+    ac->recompute_layers = cfg->recompute_layers;
     return 0;
-}
-
-/* index of s among names[0..n), or -1 with "key: expected "a", "b" or "c", got "s"" */
-static int choice_index(const char *key, const char *s, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (s && strcmp(s, names[i]) == 0)
-            return i;
-    char expected[160] = "";
-    size_t used = 0;
-    for (int i = 0; i < n && used < sizeof expected; i++)
-        used += (size_t)snprintf(expected + used, sizeof expected - used, "%s\"%s\"",
-                                 i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
-    dhf_err_set("%s: expected %s, got \"%s\"", key, expected, s ? s : "(null)");
-    return -1;
 }
 
 int dhf_agg_order_parse(const char *s, dhf_agg_order *out)
 {
-    static const char *const names[] = { "fast", "straightforward" };
-    const int i = choice_index("aggregation_order", s, names, 2);
+    const int i = dhf_config_choice("aggregation_order", s);   /* fast|straightforward */
     if (i < 0)
         return -1;
-    *out = i == 0 ? DHF_AGG_FAST : DHF_AGG_STRAIGHTFORWARD;
-    return 0;
-}
-
-int dhf_agg_kernels_parse(const char *s, dhf_agg_kernels *out)
-{
-    static const char *const names[] = { "auto", "libtorch", "onednn" };
-    const int i = choice_index("aggregation_kernels", s, names, 3);
-    if (i < 0)
-        return -1;
-    *out = (dhf_agg_kernels)i;
-    return 0;
-}
-
-int dhf_agg_conv_algo_parse(const char *s, int *out)
-{
-    static const char *const names[] = { "auto", "direct", "winograd" };
-    const int i = choice_index("aggregation_conv_algorithm", s, names, 3);
-    if (i < 0)
-        return -1;
-    *out = i; /* DHF_DCONV_AUTO, _DIRECT, _WINOGRAD */
-    return 0;
-}
-
-int dhf_agg_conv1x1_parse(const char *s, dhf_agg_conv1x1 *out)
-{
-    static const char *const names[] = { "auto", "own", "onednn" };
-    const int i = choice_index("aggregation_conv1x1", s, names, 3);
-    if (i < 0)
-        return -1;
-    *out = (dhf_agg_conv1x1)i;
+    *out = (dhf_agg_order)i;
     return 0;
 }
 
@@ -129,8 +80,6 @@ void dhf_aggregator_free(dhf_aggregator *a)
     for (int l = 0; l < DHF_AGG_MAX_LAYERS; l++)
         dhf_bottleneck_free(&a->bneck[l]);
     dhf_free(a->mixing_weights);
-    dhf_fastnet_free(a->fastnet);
-    dhf_fastnet_free(a->fastnet_infer);
     memset(a, 0, sizeof *a);
 }
 
@@ -169,10 +118,10 @@ int dhf_aggregator_set_compute_dtype(dhf_aggregator *a, dhf_dtype dt)
 
 int dhf_agg_mixed_precision_parse(const char *s, dhf_device dev, dhf_dtype *out)
 {
-    static const char *const names[] = { "auto", "off", "bf16", "fp16" };
+    /* by position in the key's choices: auto|off|bf16|fp16 */
     const dhf_dtype dtypes[] = { dev.type == DHF_CUDA ? DHF_BF16 : DHF_F32, DHF_F32, DHF_BF16,
                                  DHF_F16 };
-    const int i = choice_index("mixed_precision", s, names, 4);
+    const int i = dhf_config_choice("mixed_precision", s);
     if (i < 0)
         return -1;
     *out = dtypes[i];
@@ -197,7 +146,7 @@ fail:
     return -1;
 }
 
-static int check_feats(const dhf_aggregator *a, const dhf_tensor *feats, int64_t *batch)
+int dhf_aggregator_check_feats(const dhf_aggregator *a, const dhf_tensor *feats, int64_t *batch)
 {
     const dhf_agg_config *c = &a->cfg;
     for (int l = 0; l < c->num_layers; l++) {
@@ -318,7 +267,7 @@ int dhf_aggregator_layer_forward(const dhf_aggregator *a, const dhf_tensor *feat
     int64_t B = 0;
     if (l < 0 || l >= c->num_layers)
         return dhf_err_set("aggregator: layer %d outside 0..%d", l, c->num_layers - 1);
-    if (check_feats(a, feats, &B))
+    if (dhf_aggregator_check_feats(a, feats, &B))
         return -1;
     dhf_tensor acc = NULL, flat = NULL, w2 = NULL;
     int64_t sl[2] = { c->num_timesteps, c->num_layers };
@@ -351,75 +300,12 @@ fail:
     return -1;
 }
 
-bool dhf_aggregator_onednn_ready(const dhf_aggregator *a)
-{
-    return a->cfg.kernels != DHF_AGG_KERNELS_LIBTORCH && dhf_fastnet_available() &&
-           a->cfg.proj_dim % 128 == 0 && dhf_get_device(a->mixing_weights).type == DHF_CPU &&
-           a->bneck[0].compute_dtype == DHF_F32;
-}
-
-int dhf_aggregator_use_onednn(const dhf_aggregator *a, const dhf_tensor *feats, bool *yes)
-{
-    *yes = false;
-    if (a->cfg.kernels == DHF_AGG_KERNELS_LIBTORCH)
-        return 0;
-    bool ok = dhf_aggregator_onednn_ready(a);
-    for (int l = 0; ok && l < a->cfg.num_layers; l++)
-        ok = feats[l] && dhf_get_device(feats[l]).type == DHF_CPU &&
-             dhf_get_dtype(feats[l]) == DHF_F32 && dhf_is_contiguous(feats[l]);
-    if (!ok && a->cfg.kernels == DHF_AGG_KERNELS_ONEDNN)
-        return dhf_err_set("aggregation_kernels onednn: %s",
-                           !dhf_fastnet_available()
-                               ? "dhf was built without oneDNN (install libdnnl-dev, rebuild)"
-                               : "needs the CPU, float32 features and convolutions "
-                                 "(mixed_precision off) and projection_dim a multiple of 128");
-    *yes = ok;
-    return 0;
-}
-
-/* The forward without autograd on the oneDNN kernels. The workspace is a cache beside
- * the network, not part of its state, hence the cast. */
-static int forward_onednn(const dhf_aggregator *ca, const dhf_tensor *feats, int64_t B,
-                          dhf_tensor *desc)
-{
-    dhf_aggregator *a = (dhf_aggregator *)ca;
-    const dhf_agg_config *c = &a->cfg;
-    if (a->fastnet_infer && !dhf_fastnet_fits(a->fastnet_infer, a, feats)) {
-        dhf_fastnet_free(a->fastnet_infer);
-        a->fastnet_infer = NULL;
-    }
-    if (!a->fastnet_infer &&
-        dhf_fastnet_create(&a->fastnet_infer, a, feats, false, (dhf_dconv_algo)c->conv_algo))
-        return -1;
-    int64_t ds[4] = { B, c->proj_dim, c->out_res, c->out_res };
-    dhf_tensor out = NULL;
-    dhf_scope_begin();
-    DHF_TRY(dhf_empty(DHF_F32, dhf_cpu_device(), ds, 4, &out), "descriptor");
-    if (dhf_fastnet_forward(a->fastnet_infer, a, feats, false, (float *)dhf_data_ptr(out)))
-        goto fail;
-    DHF_TRY(dhf_keep(out), "descriptor");
-    dhf_scope_end();
-    *desc = out;
-    return 0;
-fail:
-    dhf_scope_end();
-    return -1;
-}
-
 int dhf_aggregator_forward_order(const dhf_aggregator *a, const dhf_tensor *feats,
                                  dhf_agg_order order, dhf_tensor *desc)
 {
     int64_t B = 0;
-    if (check_feats(a, feats, &B))
+    if (dhf_aggregator_check_feats(a, feats, &B))
         return -1;
-    if (order == DHF_AGG_FAST && !dhf_is_grad_enabled()) {
-        bool onednn = false;
-        if (dhf_aggregator_use_onednn(a, feats, &onednn))
-            return -1;
-        if (onednn)
-            return forward_onednn(a, feats, B, desc) ? dhf_err_wrap("aggregator forward (oneDNN)")
-                                                     : 0;
-    }
     const dhf_agg_config *c = &a->cfg;
     dhf_tensor w = NULL, acc = NULL, out = NULL;
     dhf_scope_begin();

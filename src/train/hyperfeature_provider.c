@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "eval/pck.h"
+#include "train/agg_engine.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
 #include "core/torch/shim_try.h"
@@ -20,6 +21,8 @@ typedef struct {
     const dhf_aggregator *net;   /* &own_net, or the caller's */
     dhf_aggregator own_net;
     bool owns_net;
+    dhf_runner *runner;          /* the engine where it runs the network (or NULL) */
+    bool owns_runner;
     dhf_feature_cache *cache;
     bool owns_cache;
     dhf_agg_order order;
@@ -37,6 +40,8 @@ static void hf_destroy(void *ctx)
         return;
     if (p->owns_net)
         dhf_aggregator_free(&p->own_net);
+    if (p->owns_runner)
+        dhf_runner_free(p->runner);
     if (p->owns_cache)
         dhf_cache_close(p->cache);
     if (p->has_meta)
@@ -62,7 +67,7 @@ static int describe_scoped(hf_provider *p, const dhf_provider_input *in, dhf_des
         return -1;
     bool prev = true;
     dhf_set_grad_enabled(false, &prev);
-    int rc = dhf_aggregator_forward_order(p->net, feats, p->order, &desc);
+    int rc = dhf_agg_forward_run(p->net, p->runner, p->order, feats, &desc);
     dhf_set_grad_enabled(prev, NULL);
     if (rc != 0)
         return -1;
@@ -152,7 +157,7 @@ static void install(hf_provider *p, dhf_provider *out)
     out->destroy = hf_destroy;
 }
 
-int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_agg_order order,
+int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_runner *r, dhf_agg_order order,
                                     dhf_feature_cache *cache, dhf_device dev, const char *name,
                                     dhf_provider *out)
 {
@@ -161,6 +166,7 @@ int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_agg_order order
     if (!p)
         return dhf_err_set("out of memory");
     p->net = a;
+    p->runner = r;
     p->cache = cache;
     p->order = order;
     p->dev = dev;
@@ -188,8 +194,12 @@ static int load_network(hf_provider *p, const dhf_config *eval_cfg)
     for (int l = 0; l < id->num_layers; l++)
         ac.channels[l] = (int)id->layer_chw[l][0];
     dhf_dtype compute = DHF_F32;
-    if (dhf_agg_options_from_config(eval_cfg, p->dev, &ac, &compute) != 0)
+    dhf_engine_options eo;
+    if (dhf_agg_options_from_config(eval_cfg, p->dev, &ac, &compute) != 0 ||
+        dhf_engine_options_from_config(eval_cfg, &eo) != 0 ||
+        dhf_runner_create(&p->runner, &eo) != 0)
         return -1;
+    p->owns_runner = true;
     p->order = ac.order;
     if (dhf_aggregator_init(&p->own_net, &ac, 0) != 0)
         return dhf_err_wrap("%s", p->ckpt_path);

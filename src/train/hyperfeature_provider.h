@@ -16,16 +16,17 @@
 #include "eval/provider.h"
 #include "cache/feature_cache.h"
 #include "shim/torch_shim.h"
+#include "engine/engine.h"
 #include "train/aggregator.h"
 
 /* Factory for the provider table: needs args->checkpoint and args->cfg->cache_path;
  * args->arg must be NULL. Order (aggregation_order) and device from args->cfg. */
 int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider *out);
 
-/* A provider over a network and cache the caller owns (BORROWED: both must outlive
- * the provider; the network is only read). `name` goes into out->name. */
-int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_agg_order order,
-                                    dhf_feature_cache *cache, dhf_device dev, const char *name,
-                                    dhf_provider *out);
+/* A provider over a network, engine runner (may be NULL: libtorch) and cache the
+ * caller owns (BORROWED: they must outlive the provider; the network is only read). `name` goes into out->name. */
+int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_runner *r,
+                                    dhf_agg_order order, dhf_feature_cache *cache,
+                                    dhf_device dev, const char *name, dhf_provider *out);
 
 #endif

@@ -1,11 +1,12 @@
-/* step.c — loss, backward (plain or memory-lean) and AdamW for one pair (step.h). */
+/* step.c — loss, backward (the engine's, plain autograd or memory-lean autograd) and
+ * AdamW for one pair (step.h). */
 #include "train/step.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "core/clock.h"
-#include "engine/fastnet.h"
+#include "train/agg_engine.h"
 #include "core/torch/shim_try.h"
 
 
@@ -199,50 +200,62 @@ fail:
     return -1;
 }
 
-/* Inside the caller's scope: the hand-written forward into a leaf descriptor, the
- * loss and its backward in libtorch (G = dloss/ddesc), the hand-written backward. */
-static int fastnet_backward(dhf_aggregator *a, const dhf_tensor *feats, const int64_t *src_idx,
-                            const int64_t *trg_idx, int K, dhf_step_stats *st)
+/* The engine step's loss: between the engine's forward and backward, the loss and
+ * its backward in libtorch on the descriptor as an autograd leaf: G = dloss/ddesc. */
+typedef struct {
+    dhf_tensor desc, G;
+    const int64_t *ds4, *src_idx, *trg_idx;
+    int K;
+    dhf_step_stats *st;
+} engine_loss_ctx;
+
+static int engine_loss(void *ctx, const float **gdesc)
+{
+    engine_loss_ctx *c = ctx;
+    c->st->seconds_forward = dhf_now();
+    if (leaf_loss_grad(c->desc, c->ds4, c->src_idx, c->trg_idx, c->K, c->st, &c->G))
+        return -1;
+    if (!dhf_data_ptr(c->G))
+        return dhf_err_set("dloss/ddesc: not a contiguous CPU tensor");
+    *gdesc = (const float *)dhf_data_ptr(c->G);
+    return 0;
+}
+
+/* Inside the caller's scope: the engine's forward into a leaf descriptor, the loss,
+ * the engine's backward. */
+static int engine_backward(dhf_aggregator *a, dhf_runner *r, const dhf_engine_net *net,
+                           const dhf_tensor *feats, const int64_t *src_idx,
+                           const int64_t *trg_idx, int K, dhf_step_stats *st)
 {
     const dhf_agg_config *c = &a->cfg;
-    dhf_tensor desc = NULL, G = NULL;
-    if (a->fastnet && !dhf_fastnet_fits(a->fastnet, a, feats)) {
-        dhf_fastnet_free(a->fastnet);
-        a->fastnet = NULL;
-    }
-    if (!a->fastnet && dhf_fastnet_create(&a->fastnet, a, feats, true,
-                                          (dhf_dconv_algo)c->conv_algo))
-        return -1;
     int64_t ds4[4] = { dhf_size(feats[0], 0), c->proj_dim, c->out_res, c->out_res };
-    DHF_TRY(dhf_empty(DHF_F32, dhf_cpu_device(), ds4, 4, &desc), "descriptor");
-    if (dhf_fastnet_forward(a->fastnet, a, feats, true, (float *)dhf_data_ptr(desc)))
-        return -1;
-    st->seconds_forward = dhf_now();
-    if (leaf_loss_grad(desc, ds4, src_idx, trg_idx, K, st, &G))
-        return -1;
-    if (!dhf_data_ptr(G))
-        return dhf_err_set("dloss/ddesc: not a contiguous CPU tensor");
-    return dhf_fastnet_backward(a->fastnet, a, (const float *)dhf_data_ptr(G));
+    engine_loss_ctx ctx = { .ds4 = ds4, .src_idx = src_idx, .trg_idx = trg_idx, .K = K,
+                            .st = st };
+    DHF_TRY(dhf_empty(DHF_F32, dhf_cpu_device(), ds4, 4, &ctx.desc), "descriptor");
+    return dhf_runner_forward_backward(r, net, feats, (float *)dhf_data_ptr(ctx.desc),
+                                       engine_loss, &ctx);
 fail:
     return -1;
 }
 
-int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *feats,
-                      const int64_t *src_idx, const int64_t *trg_idx, int K,
-                      dhf_step_stats *stats)
+int dhf_pair_backward(dhf_aggregator *a, dhf_runner *r, dhf_agg_order order,
+                      const dhf_tensor *feats, const int64_t *src_idx, const int64_t *trg_idx,
+                      int K, dhf_step_stats *stats)
 {
     dhf_step_stats st = { 0 };
     double t0 = dhf_now();
     if (dhf_aggregator_zero_grads(a))
         return -1;
-    bool onednn = false;
-    if (order == DHF_AGG_FAST && dhf_aggregator_use_onednn(a, feats, &onednn))
+    dhf_engine_net net;
+    dhf_agg_engine_net(a, &net);
+    bool engine = false;
+    if (order == DHF_AGG_FAST && dhf_runner_use(r, &net, feats, &engine))
         return -1;
-    if (onednn) {
+    if (engine) {
         if (!feats[0] || dhf_size(feats[0], 0) != 2)
             return dhf_err_set("pair backward: expected features of 2 images (source, target)");
         dhf_scope_begin();
-        int rc = fastnet_backward(a, feats, src_idx, trg_idx, K, &st);
+        int rc = engine_backward(a, r, &net, feats, src_idx, trg_idx, K, &st);
         dhf_scope_end();
         if (rc) {
             dhf_aggregator_clear_grads(a);
@@ -290,12 +303,12 @@ done:
     return 0;
 }
 
-int dhf_train_step(dhf_aggregator *a, dhf_agg_adamw *opt, dhf_agg_order order,
+int dhf_train_step(dhf_aggregator *a, dhf_runner *r, dhf_agg_adamw *opt, dhf_agg_order order,
                    const dhf_tensor *feats, const int64_t *src_idx, const int64_t *trg_idx,
                    int K, dhf_step_stats *stats)
 {
     dhf_step_stats st;
-    if (dhf_pair_backward(a, order, feats, src_idx, trg_idx, K, &st))
+    if (dhf_pair_backward(a, r, order, feats, src_idx, trg_idx, K, &st))
         return dhf_err_wrap("training step %lld", (long long)opt->step + 1);
     if (dhf_agg_adamw_step(opt, a))
         return -1;

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "engine/engine.h"
 #include "train/aggregator.h"
 #include "train/loss.h"
 #include "train/optim.h"
@@ -30,15 +31,16 @@ int dhf_pair_loss(const dhf_aggregator *a, dhf_agg_order order, const dhf_tensor
                   dhf_clip_loss_result *res);
 
 /* Zeroes the grads, then loss and backward: every parameter's .grad holds dloss/dparam.
- * Fast order with cfg.recompute_layers > 0: memory-lean (see above); otherwise plain
- * autograd over the whole forward. *stats (may be NULL) gets the loss values. */
-int dhf_pair_backward(dhf_aggregator *a, dhf_agg_order order, const dhf_tensor *feats,
-                      const int64_t *src_idx, const int64_t *trg_idx, int K,
-                      dhf_step_stats *stats);
+ * Fast order on the engine where runner r (may be NULL) runs it (engine.h); else
+ * with cfg.recompute_layers > 0 memory-lean (see above); otherwise plain autograd over
+ * the whole forward. *stats (may be NULL) gets the loss values. */
+int dhf_pair_backward(dhf_aggregator *a, dhf_runner *r, dhf_agg_order order,
+                      const dhf_tensor *feats, const int64_t *src_idx, const int64_t *trg_idx,
+                      int K, dhf_step_stats *stats);
 
 /* dhf_pair_backward, then one AdamW step; *stats gets the loss before the update.
  * A non-finite loss is an error and leaves the parameters untouched. */
-int dhf_train_step(dhf_aggregator *a, dhf_agg_adamw *opt, dhf_agg_order order,
+int dhf_train_step(dhf_aggregator *a, dhf_runner *r, dhf_agg_adamw *opt, dhf_agg_order order,
                    const dhf_tensor *feats, const int64_t *src_idx, const int64_t *trg_idx,
                    int K, dhf_step_stats *stats);
 

@@ -13,6 +13,7 @@
 #include "core/fsutil.h"
 #include "core/jsonl.h"
 #include "core/progress.h"
+#include "train/agg_engine.h"
 #include "train/aggregator.h"
 #include "train/cache_check.h"
 #include "train/checkpoint.h"
@@ -41,6 +42,7 @@ typedef struct {
     dhf_train_pairs train, val;
     dhf_pair_sampler sampler;
     dhf_aggregator net;
+    dhf_runner *runner;             /* the CPU engine, where it runs the network */
     dhf_agg_adamw opt;
     bool net_ready, opt_ready;
     dhf_tensor acc[DHF_AGG_MAX_PARAMS];   /* gradient sums of a multi-pair step */
@@ -59,6 +61,7 @@ static void trainer_free(trainer *t)
         dhf_agg_adamw_free(&t->opt);
     if (t->net_ready)
         dhf_aggregator_free(&t->net);
+    dhf_runner_free(t->runner);
     dhf_pair_sampler_free(&t->sampler);
     dhf_train_pairs_free(&t->train);
     dhf_train_pairs_free(&t->val);
@@ -137,7 +140,10 @@ static int setup_network(trainer *t)
     for (int i = 0; i < l->num_layers; i++)
         ac.channels[i] = (int)l->layer_chw[i][0];
     dhf_dtype compute = DHF_F32;
-    if (dhf_agg_options_from_config(&t->cfg, t->dev, &ac, &compute) != 0)
+    dhf_engine_options eo;
+    if (dhf_agg_options_from_config(&t->cfg, t->dev, &ac, &compute) != 0 ||
+        dhf_engine_options_from_config(&t->cfg, &eo) != 0 ||
+        dhf_runner_create(&t->runner, &eo) != 0)
         return -1;
     if (dhf_aggregator_init(&t->net, &ac, (uint64_t)t->cfg.seed) != 0)
         return dhf_err_wrap("aggregation network");
@@ -329,9 +335,9 @@ static int train_step(trainer *t, int64_t s, dhf_train_record *rec)
         if (dhf_train_read_features(t->cache, rows, 2, t->dev, feats) != 0)
             return dhf_err_wrap("pair %s", p->id);
         dhf_step_stats st;
-        int rc = n == 1 ? dhf_train_step(&t->net, &t->opt, t->order, feats, t->src_idx,
+        int rc = n == 1 ? dhf_train_step(&t->net, t->runner, &t->opt, t->order, feats, t->src_idx,
                                          t->trg_idx, K, &st)
-                        : dhf_pair_backward(&t->net, t->order, feats, t->src_idx, t->trg_idx, K,
+                        : dhf_pair_backward(&t->net, t->runner, t->order, feats, t->src_idx, t->trg_idx, K,
                                             &st);
         for (int l = 0; l < L; l++)
             dhf_free(feats[l]);
@@ -391,7 +397,7 @@ static int save_last(trainer *t, int64_t s, int epoch)
 /* Validation at step s: metrics line, heatmap, best.safetensors when improved. */
 static int validate_step(trainer *t, int64_t s, int epoch, dhf_val_result *vr, bool *improved)
 {
-    if (dhf_train_validate(&t->val.ds, &t->net, t->order, t->cache, t->dev, &t->cfg, vr) != 0)
+    if (dhf_train_validate(&t->val.ds, &t->net, t->runner, t->order, t->cache, t->dev, &t->cfg, vr) != 0)
         return -1;
     double v = dhf_val_metric(vr, t->cfg.checkpoint_metric);
     *improved = !t->pr.has_best || v > t->pr.best_value;
@@ -440,10 +446,10 @@ static int run_loop(trainer *t, const dhf_train_options *opt, dhf_train_summary 
     }
     if (opt->progress && total > start) {
         /* which implementation runs the steps (the same gradients either way) */
-        const bool onednn = t->order == DHF_AGG_FAST && dhf_aggregator_onednn_ready(&t->net);
+        const bool onednn = t->order == DHF_AGG_FAST && dhf_agg_engine_ready(&t->net, t->runner);
         fprintf(stderr, "train: %s order on %s, %s convolutions; run folder %s\n",
                 dhf_agg_order_name(t->order),
-                onednn ? "oneDNN (src/train/fastnet.c)" : "libtorch autograd",
+                onednn ? "oneDNN (src/engine/fastnet.c)" : "libtorch autograd",
                 t->net.bneck[0].compute_dtype == DHF_BF16   ? "bf16"
                 : t->net.bneck[0].compute_dtype == DHF_F16 ? "fp16"
                                                            : "float32",

@@ -8,7 +8,8 @@
 #include "eval/evaluate.h"
 #include "train/hyperfeature_provider.h"
 
-int dhf_train_validate(const dhf_dataset *val, const dhf_aggregator *a, dhf_agg_order order,
+int dhf_train_validate(const dhf_dataset *val, const dhf_aggregator *a, dhf_runner *r,
+                       dhf_agg_order order,
                        dhf_feature_cache *cache, dhf_device dev, const dhf_config *cfg,
                        dhf_val_result *out)
 {
@@ -29,7 +30,7 @@ int dhf_train_validate(const dhf_dataset *val, const dhf_aggregator *a, dhf_agg_
     o.progress = false;
 
     dhf_provider prov;
-    if (dhf_provider_hyperfeatures_live(a, order, cache, dev, "hyperfeatures", &prov) != 0)
+    if (dhf_provider_hyperfeatures_live(a, r, order, cache, dev, "hyperfeatures", &prov) != 0)
         return -1;
     dhf_eval_result res;
     int rc = dhf_eval_run(val, &prov, &o, &res);

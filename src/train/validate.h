@@ -10,6 +10,7 @@
 #include "eval/dataset.h"
 #include "cache/feature_cache.h"
 #include "shim/torch_shim.h"
+#include "engine/engine.h"
 #include "train/aggregator.h"
 
 typedef struct {
@@ -21,9 +22,9 @@ typedef struct {
 /* Evaluates `val` (image sizes known). Matcher options come from cfg (eval.matcher,
  * eval.softmax_temperature, eval.window_radius, load_resolution); eval.resize must
  * be stretch. Nothing is written. */
-int dhf_train_validate(const dhf_dataset *val, const dhf_aggregator *a, dhf_agg_order order,
-                       dhf_feature_cache *cache, dhf_device dev, const dhf_config *cfg,
-                       dhf_val_result *out);
+int dhf_train_validate(const dhf_dataset *val, const dhf_aggregator *a, dhf_runner *r,
+                       dhf_agg_order order, dhf_feature_cache *cache, dhf_device dev,
+                       const dhf_config *cfg, dhf_val_result *out);
 
 /* The value of checkpoint_metric ("pck_img" | "pck_bbox") in r. */
 double dhf_val_metric(const dhf_val_result *r, const char *metric);

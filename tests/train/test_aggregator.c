@@ -19,7 +19,8 @@
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
 #include "train/bilinear.h"
-#include "engine/fastnet.h"
+#include "engine/engine.h"
+#include "train/agg_engine.h"
 #include "train/gn_fused.h"
 #include "train/loss.h"
 #include "train/step.h"
@@ -68,6 +69,16 @@ static void random_feats(const dhf_agg_config *c, const int (*hw)[2], int B, uin
 
 /* Moves the GN affine parameters and mixing weights away from 1/0 so that their
  * gradients and effect are exercised (as the fixtures do). */
+/* an engine runner with these choices */
+static dhf_runner *runner_with(dhf_engine_kernels k, dhf_engine_conv_algo algo,
+                               dhf_engine_conv1x1 c1)
+{
+    dhf_engine_options o = { .kernels = k, .conv_algo = algo, .conv1x1 = c1 };
+    dhf_runner *r = NULL;
+    assert_int_equal(dhf_runner_create(&r, &o), 0);
+    return r;
+}
+
 static void perturb(dhf_aggregator *a, uint64_t seed)
 {
     bool prev;
@@ -346,18 +357,20 @@ static void test_lean_backward_matches_plain(void **state)
     double ref_loss = 0;
     /* -1: straightforward order; -2: the oneDNN step (fastnet.h) */
     const int variants[5] = { 0, 1, 3, -1, -2 };
-    const int n_variants = dhf_fastnet_available() ? 5 : 4;
+    const int n_variants = dhf_engine_available() ? 5 : 4;
     for (int v = 0; v < n_variants; v++) {
         dhf_aggregator a;
         dhf_step_stats st;
         c.recompute_layers = variants[v] < 0 ? 0 : variants[v];
-        c.kernels = variants[v] == -2 ? DHF_AGG_KERNELS_ONEDNN : DHF_AGG_KERNELS_LIBTORCH;
+        dhf_runner *run = runner_with(variants[v] == -2 ? DHF_ENGINE_KERNELS_ONEDNN
+                                                        : DHF_ENGINE_KERNELS_LIBTORCH,
+                                      DHF_ENGINE_CONV_AUTO, DHF_ENGINE_1X1_AUTO);
         assert_int_equal(dhf_aggregator_init(&a, &c, 21), 0);
         perturb(&a, 8);
         dhf_agg_order order = variants[v] < 0 ? DHF_AGG_STRAIGHTFORWARD : DHF_AGG_FAST;
         /* twice: the second call must not accumulate onto the first one's grads */
         for (int rep = 0; rep < 2; rep++)
-            if (dhf_pair_backward(&a, order, feats, si, ti, 4, &st)) {
+            if (dhf_pair_backward(&a, run, order, feats, si, ti, 4, &st)) {
                 print_error("%s\n", dhf_err_msg());
                 fail();
             }
@@ -377,6 +390,7 @@ static void test_lean_backward_matches_plain(void **state)
             }
         }
         dhf_aggregator_free(&a);
+        dhf_runner_free(run);
     }
     for (int i = 0; i < n_params; i++)
         dhf_free(ref[i]);
@@ -392,7 +406,7 @@ static void test_lean_backward_matches_plain(void **state)
  * convolutions agree to float32 summation order; Winograd's rounding differs more. */
 static void check_onednn_step(const shape_case *sc)
 {
-    if (!dhf_fastnet_available())
+    if (!dhf_engine_available())
         skip();
     const int L = sc->cfg.num_layers;
     dhf_tensor feats[8] = { 0 };
@@ -407,15 +421,16 @@ static void check_onednn_step(const shape_case *sc)
                                           "direct, 1x1 onednn" };
     for (int v = 0; v < 4; v++) {
         dhf_agg_config c = sc->cfg;
-        c.kernels = v == 0 ? DHF_AGG_KERNELS_LIBTORCH : DHF_AGG_KERNELS_ONEDNN;
-        c.conv_algo = v == 2 ? 2 : 1;
-        c.conv1x1 = v == 3 ? DHF_AGG_1X1_ONEDNN : DHF_AGG_1X1_AUTO;
+        dhf_runner *run = runner_with(
+            v == 0 ? DHF_ENGINE_KERNELS_LIBTORCH : DHF_ENGINE_KERNELS_ONEDNN,
+            v == 2 ? DHF_ENGINE_CONV_WINOGRAD : DHF_ENGINE_CONV_DIRECT,
+            v == 3 ? DHF_ENGINE_1X1_ONEDNN : DHF_ENGINE_1X1_AUTO);
         dhf_aggregator a;
         dhf_step_stats st;
         assert_int_equal(dhf_aggregator_init(&a, &c, 77), 0);
         perturb(&a, 9);
         for (int rep = 0; rep < 2; rep++)
-            if (dhf_pair_backward(&a, DHF_AGG_FAST, feats, si, ti, 5, &st)) {
+            if (dhf_pair_backward(&a, run, DHF_AGG_FAST, feats, si, ti, 5, &st)) {
                 print_error("%s\n", dhf_err_msg());
                 fail();
             }
@@ -423,6 +438,7 @@ static void check_onednn_step(const shape_case *sc)
         if (v == 0) {
             ref_loss = st.loss;
             dhf_aggregator_free(&a);
+            dhf_runner_free(run);
             continue;
         }
         const double rtol = v == 2 ? 2e-3 : 1e-4;
@@ -442,6 +458,7 @@ static void check_onednn_step(const shape_case *sc)
         }
         printf("[ info ] worst |error| / tolerance %.3g\n", worst);
         dhf_aggregator_free(&a);
+        dhf_runner_free(run);
     }
     for (int i = 0; i < 1 + L * DHF_BNECK_NPARAMS; i++)
         dhf_free(ref[i]);
@@ -494,15 +511,17 @@ static void test_onednn_step_large_maps(void **state)
 static void test_onednn_forward_without_grad(void **state)
 {
     (void)state;
-    if (!dhf_fastnet_available())
+    if (!dhf_engine_available())
         skip();
     dhf_agg_config c = { .num_layers = 4, .num_timesteps = 3, .proj_dim = 128, .out_res = 16,
                          .channels = { 36, 20, 16, 12 } };
     const int hw[4][2] = { { 33, 32 }, { 12, 12 }, { 7, 9 }, { 20, 20 } };
     dhf_aggregator ref, fast;
-    c.kernels = DHF_AGG_KERNELS_LIBTORCH;
+    dhf_runner *run_ref = runner_with(DHF_ENGINE_KERNELS_LIBTORCH, DHF_ENGINE_CONV_AUTO,
+                                      DHF_ENGINE_1X1_AUTO);
+    dhf_runner *run_fast = runner_with(DHF_ENGINE_KERNELS_AUTO, DHF_ENGINE_CONV_AUTO,
+                                       DHF_ENGINE_1X1_AUTO);
     assert_int_equal(dhf_aggregator_init(&ref, &c, 5), 0);
-    c.kernels = DHF_AGG_KERNELS_AUTO;
     assert_int_equal(dhf_aggregator_init(&fast, &c, 5), 0);
     perturb(&ref, 6);
     perturb(&fast, 6);
@@ -511,13 +530,13 @@ static void test_onednn_forward_without_grad(void **state)
     for (int B = 1; B <= 2; B++) {
         dhf_tensor feats[4] = { 0 }, d_ref = NULL, d_fast = NULL;
         random_feats(&c, hw, B, 900 + (uint64_t)B, feats);
-        assert_int_equal(dhf_aggregator_forward_order(&ref, feats, DHF_AGG_FAST, &d_ref), 0);
-        if (dhf_aggregator_forward_order(&fast, feats, DHF_AGG_FAST, &d_fast)) {
+        assert_int_equal(dhf_agg_forward_run(&ref, run_ref, DHF_AGG_FAST, feats, &d_ref), 0);
+        if (dhf_agg_forward_run(&fast, run_fast, DHF_AGG_FAST, feats, &d_fast)) {
             print_error("%s\n", dhf_err_msg());
             fail();
         }
-        assert_non_null(fast.fastnet_infer);        /* it did run on oneDNN */
-        assert_null(ref.fastnet_infer);
+        assert_true(dhf_runner_has_inference_workspace(run_fast));   /* it ran on oneDNN */
+        assert_false(dhf_runner_has_inference_workspace(run_ref));
         double scale = 0, err = max_abs_diff(d_fast, d_ref, &scale);
         printf("[ info ] B=%d: oneDNN forward vs libtorch max error %.3g (max |desc| %.3g)\n",
                B, err, scale);
@@ -530,6 +549,8 @@ static void test_onednn_forward_without_grad(void **state)
     dhf_set_grad_enabled(prev, NULL);
     dhf_aggregator_free(&ref);
     dhf_aggregator_free(&fast);
+    dhf_runner_free(run_ref);
+    dhf_runner_free(run_fast);
 }
 
 /* Mixed precision (bf16 convolutions, as on CUDA) runs on the CPU too: both orders
@@ -538,7 +559,7 @@ static void test_mixed_precision_bf16(void **state)
 {
     (void)state;
     dhf_agg_config c = { .num_layers = 2, .num_timesteps = 2, .proj_dim = 128, .out_res = 8,
-                         .channels = { 32, 16 }, .kernels = DHF_AGG_KERNELS_LIBTORCH };
+                         .channels = { 32, 16 } };
     const int hw[2][2] = { { 4, 4 }, { 8, 8 } };
     dhf_tensor feats[2] = { 0 };
     random_feats(&c, hw, 2, 60, feats);

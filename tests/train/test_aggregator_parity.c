@@ -30,7 +30,7 @@
 #include "core/torch/st_tensor.h"
 #include "shim/torch_shim.h"
 #include "train/aggregator.h"
-#include "engine/fastnet.h"
+#include "engine/engine.h"
 #include "train/loss.h"
 #include "train/optim.h"
 #include "train/step.h"
@@ -138,16 +138,18 @@ static void check_close(dhf_tensor got, const char *name, double atol, double rt
     check_close_slice(got, name, 0, atol, rtol, NULL, label);
 }
 
-static int load_network_with(dhf_aggregator *a, dhf_agg_order order, int recompute_layers,
-                             dhf_agg_kernels kernels, int conv_algo, dhf_agg_conv1x1 conv1x1)
+/* the network from the fixture; *run (when not NULL) gets an engine runner with these
+ * choices */
+static int load_network_with(dhf_aggregator *a, dhf_runner **run, dhf_agg_order order,
+                             int recompute_layers, dhf_engine_kernels kernels,
+                             dhf_engine_conv_algo conv_algo, dhf_engine_conv1x1 conv1x1)
 {
     dhf_agg_config c = g_cfg;
     c.order = order;
     c.recompute_layers = recompute_layers;
-    c.kernels = kernels;
-    c.conv_algo = conv_algo;
-    c.conv1x1 = conv1x1;
-    if (dhf_aggregator_init(a, &c, 1) || dhf_aggregator_load(a, g_st, "")) {
+    dhf_engine_options eo = { .kernels = kernels, .conv_algo = conv_algo, .conv1x1 = conv1x1 };
+    if (dhf_aggregator_init(a, &c, 1) || dhf_aggregator_load(a, g_st, "") ||
+        (run && dhf_runner_create(run, &eo))) {
         print_error("%s\n", dhf_err_msg());
         return -1;
     }
@@ -157,8 +159,8 @@ static int load_network_with(dhf_aggregator *a, dhf_agg_order order, int recompu
 /* libtorch autograd for every order (the oneDNN step has tests of its own) */
 static int load_network_lean(dhf_aggregator *a, dhf_agg_order order, int recompute_layers)
 {
-    return load_network_with(a, order, recompute_layers, DHF_AGG_KERNELS_LIBTORCH, 0,
-                             DHF_AGG_1X1_AUTO);
+    return load_network_with(a, NULL, order, recompute_layers, DHF_ENGINE_KERNELS_LIBTORCH,
+                             DHF_ENGINE_CONV_AUTO, DHF_ENGINE_1X1_AUTO);
 }
 
 static int load_network(dhf_aggregator *a, dhf_agg_order order)
@@ -463,7 +465,8 @@ static void test_lean_backward(void **state)
         dhf_step_stats st;
         char label[96];
         assert_int_equal(load_network_lean(&a, DHF_AGG_FAST, counts[k]), 0);
-        if (dhf_pair_backward(&a, DHF_AGG_FAST, g_feats, g_src_idx, g_trg_idx, g_K, &st)) {
+        if (dhf_pair_backward(&a, NULL, DHF_AGG_FAST, g_feats, g_src_idx, g_trg_idx, g_K,
+                              &st)) {
             print_error("%s\n", dhf_err_msg());
             fail();
         }
@@ -481,21 +484,24 @@ static void test_lean_backward(void **state)
 static void test_onednn_backward(void **state)
 {
     (void)state;
-    if (!dhf_fastnet_available())
+    if (!dhf_engine_available())
         skip();
     static const char *const algo_names[4] = { "auto 3x3", "direct 3x3", "winograd 3x3",
                                                "auto 3x3, 1x1 onednn" };
     for (int v = 0; v < 4; v++) {
-        const int algo = v < 3 ? v : 0;
-        const dhf_agg_conv1x1 c1 = v < 3 ? DHF_AGG_1X1_AUTO : DHF_AGG_1X1_ONEDNN;
+        const dhf_engine_conv_algo algo = v == 1   ? DHF_ENGINE_CONV_DIRECT
+                                          : v == 2 ? DHF_ENGINE_CONV_WINOGRAD
+                                                   : DHF_ENGINE_CONV_AUTO;
+        const dhf_engine_conv1x1 c1 = v < 3 ? DHF_ENGINE_1X1_AUTO : DHF_ENGINE_1X1_ONEDNN;
         dhf_aggregator a;
+        dhf_runner *run = NULL;
         dhf_step_stats st;
         char label[96];
-        assert_int_equal(load_network_with(&a, DHF_AGG_FAST, 0, DHF_AGG_KERNELS_ONEDNN, algo, c1),
-                         0);
+        assert_int_equal(
+            load_network_with(&a, &run, DHF_AGG_FAST, 0, DHF_ENGINE_KERNELS_ONEDNN, algo, c1), 0);
         /* twice: the second step reuses the workspace of the first */
         for (int rep = 0; rep < 2; rep++) {
-            if (dhf_pair_backward(&a, DHF_AGG_FAST, g_feats, g_src_idx, g_trg_idx, g_K, &st)) {
+            if (dhf_pair_backward(&a, run, DHF_AGG_FAST, g_feats, g_src_idx, g_trg_idx, g_K, &st)) {
                 print_error("%s\n", dhf_err_msg());
                 fail();
             }
@@ -505,33 +511,36 @@ static void test_onednn_backward(void **state)
                      algo_names[v], rep + 1);
             check_all_grads(&a, label);
         }
-        printf("[ info ] oneDNN %s: %s\n", algo_names[v], dhf_fastnet_describe(a.fastnet));
+        printf("[ info ] oneDNN %s: %s\n", algo_names[v], dhf_runner_describe(run));
         dhf_aggregator_free(&a);
+        dhf_runner_free(run);
     }
 }
 
 typedef struct {
     dhf_agg_order order;
-    dhf_agg_kernels kernels;
+    dhf_engine_kernels kernels;
 } adamw_variant;
-static const adamw_variant ADAMW_STRAIGHT = { DHF_AGG_STRAIGHTFORWARD, DHF_AGG_KERNELS_LIBTORCH };
-static const adamw_variant ADAMW_FAST = { DHF_AGG_FAST, DHF_AGG_KERNELS_LIBTORCH };
-static const adamw_variant ADAMW_ONEDNN = { DHF_AGG_FAST, DHF_AGG_KERNELS_ONEDNN };
+static const adamw_variant ADAMW_STRAIGHT = { DHF_AGG_STRAIGHTFORWARD,
+                                              DHF_ENGINE_KERNELS_LIBTORCH };
+static const adamw_variant ADAMW_FAST = { DHF_AGG_FAST, DHF_ENGINE_KERNELS_LIBTORCH };
+static const adamw_variant ADAMW_ONEDNN = { DHF_AGG_FAST, DHF_ENGINE_KERNELS_ONEDNN };
 
 /* Three AdamW steps (lr 1e-3, betas 0.9/0.999, eps 1e-8, wd 0) on the same pair. */
 static void test_adamw_steps(void **state)
 {
     const adamw_variant *v = *state;
     dhf_agg_order order = v->order;
-    const bool onednn = v->kernels == DHF_AGG_KERNELS_ONEDNN;
-    if (onednn && !dhf_fastnet_available())
+    const bool onednn = v->kernels == DHF_ENGINE_KERNELS_ONEDNN;
+    if (onednn && !dhf_engine_available())
         skip();
     const char *on = onednn ? "fast (oneDNN)" : dhf_agg_order_name(order);
     dhf_aggregator a;
+    dhf_runner *run = NULL;
     /* libtorch's fast order trains memory-lean here (half the layers recomputed) */
-    assert_int_equal(load_network_with(&a, order,
+    assert_int_equal(load_network_with(&a, &run, order,
                                        order == DHF_AGG_FAST && !onednn ? g_cfg.num_layers / 2 : 0,
-                                       v->kernels, 0, DHF_AGG_1X1_AUTO),
+                                       v->kernels, DHF_ENGINE_CONV_AUTO, DHF_ENGINE_1X1_AUTO),
                      0);
     dhf_adamw_hparams hp = dhf_adamw_defaults();
     hp.lr = 1e-3;
@@ -567,7 +576,7 @@ static void test_adamw_steps(void **state)
     assert_int_equal(nl, 3);
     for (int step = 1; step <= 3; step++) {
         dhf_step_stats st;
-        if (dhf_train_step(&a, &opt, order, g_feats, g_src_idx, g_trg_idx, g_K, &st)) {
+        if (dhf_train_step(&a, run, &opt, order, g_feats, g_src_idx, g_trg_idx, g_K, &st)) {
             print_error("%s step %d: %s\n", on, step, dhf_err_msg());
             fail();
         }
@@ -598,6 +607,7 @@ static void test_adamw_steps(void **state)
         free(skip[i]);
     dhf_agg_adamw_free(&opt);
     dhf_aggregator_free(&a);
+    dhf_runner_free(run);
 }
 
 int main(int argc, char **argv)
