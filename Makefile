@@ -3,6 +3,7 @@
 # with CMake into build/ (or build-asan/ for the sanitizer run).
 BUILD     ?= build
 ASAN      ?= build-asan
+BENCH_BUILD ?= build-bench
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 DHF       := $(BUILD)/bin/dhf
@@ -15,7 +16,7 @@ help:
 	@echo "make demo       install deps, build, run the pipeline on the embedded default"
 	@echo "make test       install deps, build, run every test (ctest)"
 	@echo "make test-asan  pure-C modules and their tests under ASan+UBSan"
-	@echo "make bench      benchmarks (prints ratios; see BENCHMARKS.md)"
+	@echo "make bench      benchmarks, built with DHF_PROFILE in build-bench/ (prints ratios; see BENCHMARKS.md)"
 	@echo "make clean      remove build folders"
 
 deps:
@@ -46,8 +47,11 @@ test-asan: deps
 demo: build
 	@bash scripts/demo.sh $(DHF)
 
-bench: build
-	@bash scripts/bench.sh $(BUILD)
+# the benches build with DHF_PROFILE (the engine's per-pass timers) in their own folder
+bench: deps
+	@cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DDHF_PROFILE=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j$(JOBS)
+	@bash scripts/bench.sh $(BENCH_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(BENCH_BUILD)

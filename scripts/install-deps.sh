@@ -4,7 +4,7 @@
 # libopenblas0-pthread is required, not optional: with Debian's reference BLAS
 # libtorch's 1024^2 matmul runs at ~5.6 GFLOP/s here, with OpenBLAS at ~165+.
 # libdnnl-dev is the headers of oneDNN (libdnnl2, which Debian's libtorch already
-# depends on) for the training step over oneDNN (src/train/fastnet.c, dnnl_conv.c):
+# depends on) for the training step over oneDNN (src/engine/fastnet.c, dnnl_conv.c):
 # wanted, not required — if it cannot be installed the build falls back to libtorch
 # autograd for that step (about 2.7x slower per step), and this script says so.
 set -euo pipefail

@@ -9,14 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64, picked at load time
- * (GCC function multi-versioning), so the binary still runs on any x86-64. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define DHF_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DHF_HOT
-#endif
+#include "engine/simd16.h"   /* DHF_HOT */
 
 /* Source taps of a 1-D bilinear resize in -> out: out[d] = l0[d] in[i0[d]] +
  * l1[d] in[i1[d]], exactly as PyTorch computes them in float. */

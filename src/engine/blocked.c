@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include "engine/blk_ops.h"
 #include "engine/simd16.h"
 
 /* One stage of the transpose: rows k and k + h (k & h == 0) exchange their h-wide

@@ -9,6 +9,16 @@
 
 #include <stdint.h>
 
+/* Hot loops are compiled for AVX-512, AVX2 and baseline x86-64, picked at load time
+ * (GCC function multi-versioning), so the binary still runs on any x86-64. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define DHF_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DHF_HOT
+#endif
+
+
 typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef int32_t v16i __attribute__((vector_size(64), aligned(4), may_alias));
 

@@ -1,4 +1,4 @@
-/* clip_text.c — CLIPTextModel forward (fixtures/clip/MANIFEST.md "Conventions"). */
+/* clip_text.c — CLIPTextModel forward, as transformers 4.27 computes it. */
 #include "extract/clip_text.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* ddim.h — the paper's DDIM scheduler and its inversion walk (MANIFEST 4.5, 4.7).
+/* ddim.h — the paper's DDIM scheduler and its inversion walk.
  * DHF builds DDIMScheduler(beta_start 0.00085, beta_end 0.012, "scaled_linear",
  * 1000 train steps) itself, so steps_offset is 0 and the model folder's
  * scheduler_config.json is ignored. betas = linspace(sqrt(0.00085), sqrt(0.012),

@@ -1,6 +1,6 @@
 /* image_prep.h — from 8-bit RGB to the VAE's input, as DHF does it: ToTensor
  * (x / 255), then x * 2 - 1, then torch bilinear resize (align_corners false, no
- * antialias) to diffusion_resolution (MANIFEST 4.1). */
+ * antialias) to diffusion_resolution. */
 #ifndef DHF_EXTRACT_IMAGE_PREP_H
 #define DHF_EXTRACT_IMAGE_PREP_H
 

@@ -30,7 +30,7 @@ static const preset PRESETS[] = {
     /* the parity fixture's tiny-sd15 sizes; CLIP as fixtures/clip/sd15_tiny */
     {"tiny-sd15", {32, 48, 64, 64}, 16, 32, {8, 8, 8, 8}, false, false, 16,
      {16, 24, 32, 32}, 8, 128, 32, 4, 2, 64, "quick_gelu", "<|endoftext|>"},
-    /* the tiny-sd21 sizes of the fixture MANIFEST; CLIP as the sd2_tiny description */
+    /* the tiny-sd21 sizes (the sd fixtures' tiny SD-2.1 model); CLIP as sd2_tiny */
     {"tiny-sd21", {16, 32, 48, 48}, 8, 48, {2, 4, 8, 8}, true, true, 16,
      {8, 16, 32, 32}, 4, 128, 48, 6, 3, 192, "gelu", "!"},
     /* Stable Diffusion 1.5 and 2.1-base sizes (benchmarks) */

@@ -1,6 +1,6 @@
 /* inversion.h — DHF's DDIM inversion (generalized_steps with run_inversion=True,
  * eta 0, no guidance) with per-saved-step feature delivery, and DHF's
- * collect_and_resize_feats (MANIFEST 4.5-4.6).
+ * collect_and_resize_feats.
  *
  * Step i: eps = UNet(x, unet_t[i], context); x0 = (x - sqrt(1 - a) eps) / sqrt(a);
  * x = sqrt(a_next) x0 + sqrt(1 - a_next) eps. The features of step i are kept when its

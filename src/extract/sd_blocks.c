@@ -1,5 +1,5 @@
 /* sd_blocks.c — ResnetBlock2D, Transformer2DModel, Upsample2D and the VAE
- * AttentionBlock, as diffusers v0.14 computes them (MANIFEST 4.2-4.3). */
+ * AttentionBlock, as diffusers v0.14 computes them. */
 #include "extract/sd_blocks.h"
 
 #include <math.h>

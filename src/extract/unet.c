@@ -1,5 +1,5 @@
 /* unet.c — UNet2DConditionModel construction from config + parameters, and the
- * forward pass with DHF feature capture (MANIFEST 4.3-4.4). */
+ * forward pass with DHF feature capture. */
 #include "extract/unet.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* vae.h — the encoder half of AutoencoderKL (diffusers v0.14) built from its
  * config.json: pixels in [-1, 1] -> posterior moments -> mean / clamped logvar ->
- * latent (the mean, or a seeded sample) times scaling_factor (MANIFEST 4.2). The
+ * latent (the mean, or a seeded sample) times scaling_factor. The
  * decoder's tensors in the weights file are accepted and ignored. */
 #ifndef DHF_EXTRACT_VAE_H
 #define DHF_EXTRACT_VAE_H

@@ -24,6 +24,7 @@
 #include "core/safetensors.h"
 #include "eval/dataset.h"
 #include "cache/feature_cache.h"
+#include "train/aggregator.h"
 #include "train/checkpoint.h"
 #include "train/pair_sampler.h"
 #include "train/train_data.h"
@@ -650,6 +651,66 @@ static void test_batch_of_two_equals_one(void **state)
     assert_same_tensors(a, b, false);
 }
 
+/* recompute_layers (the memory-lean step on libtorch autograd) reaches the network's
+ * options, and a run with it trains to the same weights as plain autograd (the same
+ * gradients up to float32 summation order). */
+static void test_recompute_layers_key(void **state)
+{
+    (void)state;
+    dhf_config cfg;
+    dhf_agg_config ac = { 0 };
+    dhf_dtype compute;
+    dhf_config_defaults(&cfg);
+    assert_int_equal(dhf_config_set(&cfg, "recompute_layers=2"), 0);
+    dhf_device cpu = { DHF_CPU, 0 };
+    assert_int_equal(dhf_agg_options_from_config(&cfg, cpu, &ac, &compute), 0);
+    assert_int_equal(ac.recompute_layers, 2);
+    assert_int_equal(dhf_config_set(&cfg, "recompute_layers=-1"), -1);
+
+    const char *cache = tmp_path("rc_cache.h5"), *tr = tmp_path("rc_train.json"),
+               *va = tmp_path("rc_val.json"), *runs = tmp_path("rc_runs");
+    write_cache(cache, -1);
+    write_pairs(tr, train_pairs, 6);
+    write_pairs(va, val_pairs, 1);
+    dhf_train_options opt = { .progress = false };
+    dhf_train_summary plain, lean;
+    tiny_config(&cfg, cache, tr, va, runs, "plain");
+    assert_int_equal(dhf_config_set(&cfg, "aggregation_kernels=libtorch"), 0);
+    if (dhf_train_run(&cfg, &opt, &plain) != 0)
+        fail_msg("recompute_layers=0: %s", dhf_err_msg());
+    tiny_config(&cfg, cache, tr, va, runs, "lean");
+    assert_int_equal(dhf_config_set(&cfg, "aggregation_kernels=libtorch"), 0);
+    assert_int_equal(dhf_config_set(&cfg, "recompute_layers=1"), 0);
+    if (dhf_train_run(&cfg, &opt, &lean) != 0)
+        fail_msg("recompute_layers=1: %s", dhf_err_msg());
+    assert_int_equal(plain.steps_done, lean.steps_done);
+    assert_true(fabs(plain.last_loss - lean.last_loss) <= 1e-5 * (1 + fabs(plain.last_loss)));
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s/plain/last.safetensors", runs);
+    snprintf(b, sizeof b, "%s/lean/last.safetensors", runs);
+    dhf_st_file *fa = NULL, *fb = NULL;
+    assert_int_equal(dhf_st_open(a, &fa), 0);
+    assert_int_equal(dhf_st_open(b, &fb), 0);
+    assert_int_equal(dhf_st_count(fa), dhf_st_count(fb));
+    double worst = 0;
+    for (int i = 0; i < dhf_st_count(fa); i++) {
+        const dhf_st_info *x = dhf_st_at(fa, i), *y = dhf_st_at(fb, i);
+        assert_string_equal(x->name, y->name);
+        assert_int_equal(x->nbytes, y->nbytes);
+        if (strncmp(x->name, "optim.", 6) == 0)
+            continue;                  /* parameters: float32 */
+        const float *u = (const float *)x->data, *v = (const float *)y->data;
+        for (size_t k = 0; k < x->nbytes / sizeof(float); k++)
+            if (fabs((double)u[k] - v[k]) > worst)
+                worst = fabs((double)u[k] - v[k]);
+    }
+    printf("[ info ] recompute_layers 1 vs 0: loss %.7f vs %.7f, max |weight difference| %.3g\n",
+           lean.last_loss, plain.last_loss, worst);
+    assert_true(worst <= 1e-4);        /* AdamW steps of lr 1e-3 from the same gradients */
+    dhf_st_close(fa);
+    dhf_st_close(fb);
+}
+
 static void test_nan_guard(void **state)
 {
     (void)state;
@@ -738,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_run_and_resume_across_epochs),
         cmocka_unit_test(test_batch_of_two_equals_one),
+        cmocka_unit_test(test_recompute_layers_key),
         cmocka_unit_test(test_nan_guard),
         cmocka_unit_test(test_cache_identity_guard),
     };
