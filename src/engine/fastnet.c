@@ -1,6 +1,8 @@
 /* fastnet.c — the hand-written forward and backward of the fast order on the CPU
- * (fastnet.h): buffers made once, oneDNN convolutions, GroupNorm/ReLU/resize/mixing
- * fused into row passes parallelised over (sample, channel block) planes. */
+ * (fastnet.h): the workspace (one size table, one allocation, made once per shape),
+ * and each layer operation as a forward/backward pair over oneDNN or AVX-512 1x1
+ * convolutions and row passes (GroupNorm/ReLU/resize/mixing fused) parallelised over
+ * (sample, channel block) planes. */
 #include "engine/fastnet.h"
 
 #include <math.h>
@@ -292,7 +294,8 @@ static int workspace_alloc(dhf_fastnet *f, size_t max_xb, size_t max_yhw, size_t
         fn_layer *ly = &f->layer[l];
         if (f->training || l == 0) {
             const size_t hw = (size_t)ly->h * ly->w;
-            ws_float(&t, &ly->xb, f->training ? dhf_blk_numel(f->N, ly->C, ly->h, ly->w) : max_xb);
+            ws_float(&t, &ly->xb,
+                     f->training ? dhf_blk_numel(f->N, ly->C, ly->h, ly->w) : max_xb);
             ws_float(&t, &ly->y, N * Y * (f->training ? hw : max_yhw));
             ws_float(&t, &ly->r1, N * Q * RR);
             ws_float(&t, &ly->c2, N * Q * RR);
@@ -542,8 +545,8 @@ static void gn_coeffs(int N, int C, int G, const double *mu, const double *rs,
 
 /* GroupNorm (gamma, beta) over C channels from the per-channel sums in f->sa, f->sb:
  * mu, rs written, and the forward affine GN(x) = a x + b */
-static void gn_forward(const dhf_fastnet *f, dhf_tensor gamma, dhf_tensor beta, int C, double *mu,
-                   double *rs, float *a, float *b)
+static void gn_forward(const dhf_fastnet *f, dhf_tensor gamma, dhf_tensor beta, int C,
+                       double *mu, double *rs, float *a, float *b)
 {
     gn_stats(f->N, C, f->G, f->eps, (double)f->R * f->R, f->sa, f->sb, mu, rs);
     gn_coeffs(f->N, C, f->G, mu, rs, pdata(gamma), pdata(beta), a, b, NULL, NULL);
@@ -565,10 +568,11 @@ static int write_grad(dhf_tensor param, const float *g, size_t n, const char *wh
     return 0;
 }
 
-/* Backward of GroupNorm `name` (gamma, beta), y = gamma x^ + beta with x^ = (x - mu) r over each (sample, group) of R*R
- * pixels: from the per-channel sums sdy = sum dy and sdyx = sum dy x^ [N * C], the input
- * gradient's coefficients dx = al dy + kx x^ + k0 per (n, c), and the parameters'
- * gradients dgamma = sum_n sdyx, dbeta = sum_n sdy written to their .grad. */
+/* Backward of GroupNorm `name` (gamma, beta), y = gamma x^ + beta with x^ = (x - mu) r
+ * over each (sample, group) of R*R pixels: from the per-channel sums sdy = sum dy and
+ * sdyx = sum dy x^ [N * C], the input gradient's coefficients dx = al dy + kx x^ + k0
+ * per (n, c), and the parameters' gradients dgamma = sum_n sdyx, dbeta = sum_n sdy
+ * written to their .grad. */
 static int gn_backward(dhf_fastnet *f, dhf_tensor gamma_t, dhf_tensor beta_t, const char *name,
                        int C,
                        const double *rs, const double *sdy, const double *sdyx, float *al,
@@ -663,9 +667,10 @@ static void take_sums(const dhf_fastnet *f, int c0, int C, double *s, double *q)
 
 /* out = relu(a * resize(plane) + b), one plane, row by row */
 DHF_HOT static void gn1_relu_forward_plane(const float *restrict plane, const dhf_bilin1d *ty,
-                                             const dhf_bilin1d *tx, int R, const float *restrict a,
-                                             const float *restrict b, float *restrict out,
-                                             float *restrict row, float *restrict vt)
+                                           const dhf_bilin1d *tx, int R,
+                                           const float *restrict a, const float *restrict b,
+                                           float *restrict out, float *restrict row,
+                                           float *restrict vt)
 {
     const v16 va = V16_LOAD(a), vb = V16_LOAD(b);
     for (int oy = 0; oy < R; oy++) {
@@ -680,8 +685,8 @@ DHF_HOT static void gn1_relu_forward_plane(const float *restrict plane, const dh
 
 /* d = relu(a * src + b), one plane of RR pixels */
 DHF_HOT static void gn2_relu_forward_plane(const float *restrict src, size_t RR,
-                                      const float *restrict a, const float *restrict b,
-                                      float *restrict d)
+                                           const float *restrict a, const float *restrict b,
+                                           float *restrict d)
 {
     const v16 va = V16_LOAD(a), vb = V16_LOAD(b);
     for (size_t i = 0; i < RR; i++) {
@@ -693,10 +698,11 @@ DHF_HOT static void gn2_relu_forward_plane(const float *restrict src, size_t RR,
 /* The block output of one sample and channel block, weighted into the descriptor:
  * d += ws * relu(a3 c3 + b3 + as resize(ys) + bs) */
 DHF_HOT static void output_forward_plane(const float *restrict c3, const float *restrict ys,
-                                 const dhf_bilin1d *ty, const dhf_bilin1d *tx, int R,
-                                 const float *restrict a3, const float *restrict b3,
-                                 const float *restrict as, const float *restrict bs, float ws,
-                                 float *restrict d, float *restrict row, float *restrict vt)
+                                         const dhf_bilin1d *ty, const dhf_bilin1d *tx, int R,
+                                         const float *restrict a3, const float *restrict b3,
+                                         const float *restrict as, const float *restrict bs,
+                                         float ws, float *restrict d, float *restrict row,
+                                         float *restrict vt)
 {
     const v16 va3 = V16_LOAD(a3), vas = V16_LOAD(as), vbb = V16_LOAD(b3) + V16_LOAD(bs);
     for (int oy = 0; oy < R; oy++) {
@@ -710,30 +716,49 @@ DHF_HOT static void output_forward_plane(const float *restrict c3, const float *
     }
 }
 
-static int layer_forward(dhf_fastnet *f, const dhf_engine_net *net, int l, const float *x)
-{
-    fn_layer *ly = &f->layer[l];
-    const dhf_engine_layer *bn = &net->layer[l];
-    const int N = f->N, Q = f->Q, P = f->P, R = f->R, S = f->S, L = f->L;
-    const int Qb = Q / BLK, Pb = P / BLK;
-    const size_t RR = (size_t)R * R, C = (size_t)ly->C;
-    float *const *k = f->k;
+/* ---- the layer's operations, each a forward and a backward ---------------------------
+ * One layer, N = B*S samples, Q = P/4, activations channel-blocked (blocked.h):
+ *   x [N, C, h, w] -> y = [conv1; shortcut](x) [N, Q + P, h, w]       input_
+ *   y1 = y[:, :Q] -> r1 = relu(GN1(U y1)) [N, Q, R, R]                 gn1_relu_
+ *   c2 = conv2(r1) [N, Q, R, R]                                        conv2_
+ *   r2 = relu(GN2(c2)) [N, Q, R, R]                                    gn2_relu_
+ *   c3 = conv3(r2) [N, P, R, R]                                        conv3_
+ *   desc[b] += w[s*L + l] relu(GN3(c3) + GNs(U ys)), ys = y[:, Q:]     output_
+ * The backward runs them in reverse; the gradients of the activations live in the
+ * shared dbig [N, P, R, R], dq1, dq2 [N, Q, R, R] and dy [N, Q + P, h, w]. */
 
+/* conv1+shortcut on the own kernels at native resolution R (no resize) sum y for GN1
+ * and GNs as they go */
+static bool y_summed(const fn_layer *ly)
+{
+    return ly->own_in && ly->ty.identity && ly->tx.identity;
+}
+
+/* x NCHW [N, C, h, w] -> xb (blocked) -> y [N, Q + P, h, w] */
+static int input_forward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn,
+                         const float *x)
+{
+    const size_t Q = (size_t)f->Q, P = (size_t)f->P, C = (size_t)ly->C;
     double t = PROF_NOW();
-    dhf_blk_pack(x, N, ly->C, ly->h, ly->w, ly->xb);
+    dhf_blk_pack(x, f->N, ly->C, ly->h, ly->w, ly->xb);
     pass_done(f, DHF_FN_PASS_PACK, &t);
     memcpy(f->w_in, pdata(bn->conv1_w), sizeof(float) * Q * C);
     memcpy(f->w_in + Q * C, pdata(bn->short_w), sizeof(float) * P * C);
-    /* at native resolution R (U = 1) the own kernels sum y for GN1 and GNs as they go */
-    const bool y_sums = ly->own_in && ly->ty.identity && ly->tx.identity;
-    if (ly->own_in ? own_forward(f, ly->own_in, ly->xb, f->w_in, ly->y, y_sums ? f->sy : NULL,
-                                 y_sums ? f->qy : NULL)
+    const bool sums = y_summed(ly);
+    if (ly->own_in ? own_forward(f, ly->own_in, ly->xb, f->w_in, ly->y, sums ? f->sy : NULL,
+                                 sums ? f->qy : NULL)
                    : conv_run(f, CONV_FWD, ly->conv_in, ly->xb, f->w_in, ly->y))
         return dhf_err_wrap("conv1+shortcut");
+    return 0;
+}
 
-    /* r1 = relu(GN1(U y1)) */
-    t = PROF_NOW();
-    if (y_sums)
+/* y1 [N, Q, h, w] -> r1 = relu(GN1(U y1)) [N, Q, R, R] (U made a row at a time) */
+static void gn1_relu_forward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
+    const int N = f->N, Q = f->Q, R = f->R, Qb = Q / BLK;
+    float *const *k = f->k;
+    double t = PROF_NOW();
+    if (y_summed(ly))
         take_sums(f, 0, Q, f->sa, f->sb);
     else
         resized_sums(f, ly, 0, Q, f->sa, f->sb);
@@ -748,18 +773,30 @@ static int layer_forward(dhf_fastnet *f, const dhf_engine_net *net, int l, const
             for (int cb = 0; cb < Qb; cb++) {
                 float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
                 const size_t nc = chan(n, Q, cb);
-                gn1_relu_forward_plane(native_plane(f, ly, ly->y, n, cb), &ly->ty,
-                                         &ly->tx, R, k[K_A3] + nc, k[K_B3] + nc,
-                                         rr_plane(f, ly->r1, n, Qb, cb), row, vt);
+                gn1_relu_forward_plane(native_plane(f, ly, ly->y, n, cb), &ly->ty, &ly->tx, R,
+                                       k[K_A3] + nc, k[K_B3] + nc,
+                                       rr_plane(f, ly->r1, n, Qb, cb), row, vt);
             }
         V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_R1, &t);
+}
 
-    /* r2 = relu(GN2(conv2(r1))) */
+/* r1 [N, Q, R, R] -> c2 = conv2(r1) [N, Q, R, R] (3x3) */
+static int conv2_forward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
     if (conv_run(f, CONV_FWD, f->conv2, ly->r1, pdata(bn->conv2_w), ly->c2))
         return dhf_err_wrap("conv2");
-    t = PROF_NOW();
+    return 0;
+}
+
+/* c2 [N, Q, R, R] -> r2 = relu(GN2(c2)) [N, Q, R, R] */
+static void gn2_relu_forward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
+    const int N = f->N, Q = f->Q, Qb = Q / BLK;
+    const size_t RR = (size_t)f->R * f->R;
+    float *const *k = f->k;
+    double t = PROF_NOW();
     plane_sums(f, ly->c2, Q, f->sa, f->sb);
     gn_forward(f, bn->gn2_w, bn->gn2_b, Q, ly->mu2, ly->rs2, k[K_A3], k[K_B3]);
     pass_done(f, DHF_FN_PASS_GN2_STATS, &t);
@@ -770,29 +807,41 @@ static int layer_forward(dhf_fastnet *f, const dhf_engine_net *net, int l, const
             for (int cb = 0; cb < Qb; cb++) {
                 const size_t nc = chan(n, Q, cb);
                 const size_t off = rr_off(f, n, Qb, cb);
-                gn2_relu_forward_plane(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc, ly->r2 + off);
+                gn2_relu_forward_plane(ly->c2 + off, RR, k[K_A3] + nc, k[K_B3] + nc,
+                                       ly->r2 + off);
             }
         V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_R2, &t);
+}
 
-    /* c3 = conv3(r2); statistics of c3 (with it on the own kernels) and of U ys */
+/* r2 [N, Q, R, R] -> c3 = conv3(r2) [N, P, R, R] (1x1; on the own kernels with c3's
+ * per-channel sums into sa, sb) */
+static int conv3_forward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
     const float *w3 = pdata(bn->conv3_w);
     if (f->own3 ? own_forward(f, f->own3, ly->r2, w3, ly->c3, f->sa, f->sb)
                 : conv_run(f, CONV_FWD, f->conv3, ly->r2, w3, ly->c3))
         return dhf_err_wrap("conv3");
-    t = PROF_NOW();
+    return 0;
+}
+
+/* c3 [N, P, R, R], ys [N, P, h, w] -> desc[b] += w[s*L + l] relu(GN3(c3) + GNs(U ys))
+ * [B, P, R, R]; a thread owns a (b, cb) plane of desc */
+static void output_forward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn, int l)
+{
+    const int Q = f->Q, P = f->P, R = f->R, S = f->S, L = f->L, Qb = Q / BLK, Pb = P / BLK;
+    float *const *k = f->k;
+    double t = PROF_NOW();
     if (!f->own3)
         plane_sums(f, ly->c3, P, f->sa, f->sb);
     gn_forward(f, bn->gn3_w, bn->gn3_b, P, ly->mu3, ly->rs3, k[K_A3], k[K_B3]);
-    if (y_sums)
+    if (y_summed(ly))
         take_sums(f, Q, P, f->sa, f->sb);
     else
         resized_sums(f, ly, Qb, P, f->sa, f->sb);
     gn_forward(f, bn->gns_w, bn->gns_b, P, ly->mus, ly->rss, k[K_AS], k[K_BS]);
     pass_done(f, DHF_FN_PASS_GN3_STATS, &t);
-
-    /* desc[b] += w[s*L + l] * relu(GN3(c3) + GNs(U ys)); a thread owns a (b, cb) plane */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < f->B; b++)
         for (int cb = 0; cb < Pb; cb++) {
@@ -801,13 +850,29 @@ static int layer_forward(dhf_fastnet *f, const dhf_engine_net *net, int l, const
                 const int n = b * S + s;
                 const size_t nc = chan(n, P, cb);
                 output_forward_plane(rr_plane(f, ly->c3, n, Pb, cb),
-                             native_plane(f, ly, ly->y, n, Qb + cb), &ly->ty, &ly->tx, R,
-                             k[K_A3] + nc, k[K_B3] + nc, k[K_AS] + nc, k[K_BS] + nc,
-                             f->wsoft[s * L + l],
-                             rr_plane(f, f->desc, b, Pb, cb), row, vt);
+                                     native_plane(f, ly, ly->y, n, Qb + cb), &ly->ty, &ly->tx,
+                                     R, k[K_A3] + nc, k[K_B3] + nc, k[K_AS] + nc, k[K_BS] + nc,
+                                     f->wsoft[s * L + l], rr_plane(f, f->desc, b, Pb, cb), row,
+                                     vt);
             }
         }
     pass_done(f, DHF_FN_PASS_OUTPUT, &t);
+}
+
+/* Layer l's contribution to the descriptor from its features x (NCHW). */
+static int layer_forward(dhf_fastnet *f, const dhf_engine_net *net, int l, const float *x)
+{
+    fn_layer *ly = &f->layer[l];
+    const dhf_engine_layer *bn = &net->layer[l];
+    if (input_forward(f, ly, bn, x))
+        return -1;
+    gn1_relu_forward(f, ly, bn);
+    if (conv2_forward(f, ly, bn))
+        return -1;
+    gn2_relu_forward(f, ly, bn);
+    if (conv3_forward(f, ly, bn))
+        return -1;
+    output_forward(f, ly, bn, l);
     return 0;
 }
 
@@ -892,9 +957,10 @@ static inline void masked_sums_run(float *restrict d, const float *restrict m,
 
 /* masked_sums_run over one stored plane of RR pixels: sdy, sdyx written */
 DHF_HOT static void gn2_relu_backward_sums_plane(float *restrict g, const float *restrict m,
-                                      const float *restrict v, size_t RR,
-                                      const float *restrict xa, const float *restrict xb,
-                                      double *restrict sdy, double *restrict sdyx)
+                                                 const float *restrict v, size_t RR,
+                                                 const float *restrict xa,
+                                                 const float *restrict xb, double *restrict sdy,
+                                                 double *restrict sdyx)
 {
     double s1[BLK] = { 0 }, s2[BLK] = { 0 };
     for (size_t i0 = 0; i0 < RR; i0 += 64) {
@@ -908,10 +974,10 @@ DHF_HOT static void gn2_relu_backward_sums_plane(float *restrict g, const float 
 }
 
 /* d = al d + kx (xa x + xb) + k0 (the GN input gradient), one plane in place */
-DHF_HOT static void gn2_relu_backward_plane(float *restrict d, const float *restrict v, size_t RR,
-                                  const float *restrict xa, const float *restrict xb,
-                                  const float *restrict al, const float *restrict kx,
-                                  const float *restrict k0)
+DHF_HOT static void gn2_relu_backward_plane(float *restrict d, const float *restrict v,
+                                            size_t RR, const float *restrict xa,
+                                            const float *restrict xb, const float *restrict al,
+                                            const float *restrict kx, const float *restrict k0)
 {
     const v16 vkx = V16_LOAD(kx), m = vkx * V16_LOAD(xa);
     const v16 c = vkx * V16_LOAD(xb) + V16_LOAD(k0), val = V16_LOAD(al);
@@ -938,12 +1004,14 @@ static out_coeffs out_coeffs_at(float *const *k, size_t nc)
 /* Output ReLU of one sample and channel block, from G = dloss/ddesc: per-channel
  * sums s_dz = sum dz, s_3 = sum dz c3^, s_s = sum dz (U ys)^ with dz = ws G [z > 0],
  * and returns sum G relu(z) (dloss/dw for this plane) */
-DHF_HOT static double output_backward_sums_plane(const float *restrict c3, const float *restrict ys,
-                                     const float *restrict gd, const dhf_bilin1d *ty,
-                                     const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
-                                     double *restrict s_dz, double *restrict s_3,
-                                     double *restrict s_s, float *restrict row,
-                                     float *restrict vt)
+DHF_HOT static double output_backward_sums_plane(const float *restrict c3,
+                                                 const float *restrict ys,
+                                                 const float *restrict gd,
+                                                 const dhf_bilin1d *ty, const dhf_bilin1d *tx,
+                                                 int R, const out_coeffs *o, float ws,
+                                                 double *restrict s_dz, double *restrict s_3,
+                                                 double *restrict s_s, float *restrict row,
+                                                 float *restrict vt)
 {
     double d1[BLK] = { 0 }, d3[BLK] = { 0 }, ds[BLK] = { 0 }, dm[BLK] = { 0 };
     const v16 va3 = V16_LOAD(o->a3), vas = V16_LOAD(o->as);
@@ -983,10 +1051,11 @@ DHF_HOT static double output_backward_sums_plane(const float *restrict c3, const
 /* dc3 (written, streamed) and dys (at native resolution: accumulated, or written when
  * the resize is the identity) of one sample and block */
 DHF_HOT static void output_backward_plane(const float *restrict c3, const float *restrict ys,
-                                    const float *restrict gd, const dhf_bilin1d *ty,
-                                    const dhf_bilin1d *tx, int R, const out_coeffs *o, float ws,
-                                    float *restrict dc3, float *restrict dys, float *restrict row,
-                                    float *restrict row2, float *restrict vt)
+                                          const float *restrict gd, const dhf_bilin1d *ty,
+                                          const dhf_bilin1d *tx, int R, const out_coeffs *o,
+                                          float ws, float *restrict dc3, float *restrict dys,
+                                          float *restrict row, float *restrict row2,
+                                          float *restrict vt)
 {
     const v16 va3 = V16_LOAD(o->a3), vas = V16_LOAD(o->as);
     const v16 vbb = V16_LOAD(o->b3) + V16_LOAD(o->bs);
@@ -1016,11 +1085,14 @@ DHF_HOT static void output_backward_plane(const float *restrict c3, const float 
 }
 
 /* GN1 backward sums over the recomputed U y1, with the r1 > 0 mask applied to d */
-DHF_HOT static void gn1_relu_backward_sums_plane(const float *restrict plane, const dhf_bilin1d *ty,
-                                   const dhf_bilin1d *tx, int R, float *restrict d,
-                                   const float *restrict m, const float *restrict xa,
-                                   const float *restrict xb, double *restrict sdy,
-                                   double *restrict sdyx, float *restrict row, float *restrict vt)
+DHF_HOT static void gn1_relu_backward_sums_plane(const float *restrict plane,
+                                                 const dhf_bilin1d *ty, const dhf_bilin1d *tx,
+                                                 int R, float *restrict d,
+                                                 const float *restrict m,
+                                                 const float *restrict xa,
+                                                 const float *restrict xb, double *restrict sdy,
+                                                 double *restrict sdyx, float *restrict row,
+                                                 float *restrict vt)
 {
     double s1[BLK] = { 0 }, s2[BLK] = { 0 };
     for (int oy = 0; oy < R; oy++) {
@@ -1037,11 +1109,12 @@ DHF_HOT static void gn1_relu_backward_sums_plane(const float *restrict plane, co
 /* dy1 (native; accumulated, or written when the resize is the identity)
  * = U^T (al d + kx (U y1)^ + k0) */
 DHF_HOT static void gn1_relu_backward_plane(const float *restrict plane, const dhf_bilin1d *ty,
-                                   const dhf_bilin1d *tx, int R, const float *restrict d,
-                                   const float *restrict xa, const float *restrict xb,
-                                   const float *restrict al, const float *restrict kx,
-                                   const float *restrict k0, float *restrict dplane,
-                                   float *restrict row, float *restrict row2, float *restrict vt)
+                                            const dhf_bilin1d *tx, int R,
+                                            const float *restrict d, const float *restrict xa,
+                                            const float *restrict xb, const float *restrict al,
+                                            const float *restrict kx, const float *restrict k0,
+                                            float *restrict dplane, float *restrict row,
+                                            float *restrict row2, float *restrict vt)
 {
     const v16 vkx = V16_LOAD(kx), m = vkx * V16_LOAD(xa);
     const v16 c = vkx * V16_LOAD(xb) + V16_LOAD(k0), val = V16_LOAD(al);
@@ -1063,13 +1136,13 @@ DHF_HOT static void gn1_relu_backward_plane(const float *restrict plane, const d
     }
 }
 
-static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
+/* gdesc [B, P, R, R] -> dc3 (dbig) [N, P, R, R] and dys (dy's shortcut blocks)
+ * [N, P, h, w], dloss/dw[s*L + l] (dmix), GN3's and GNs's parameter gradients */
+static int output_backward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn, int l)
 {
-    fn_layer *ly = &f->layer[l];
-    const dhf_engine_layer *bn = &net->layer[l];
     const int N = f->N, Q = f->Q, P = f->P, R = f->R, G = f->G, S = f->S, L = f->L;
     const int Qb = Q / BLK, Pb = P / BLK;
-    const size_t RR = (size_t)R * R, hw = (size_t)ly->h * ly->w, C = (size_t)ly->C;
+    const size_t hw = (size_t)ly->h * ly->w;
     float *const *k = f->k;
     const float *g3 = pdata(bn->gn3_w), *be3 = pdata(bn->gn3_b);
     const float *gs = pdata(bn->gns_w), *bes = pdata(bn->gns_b);
@@ -1078,7 +1151,7 @@ static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
     gn_coeffs(N, P, G, ly->mu3, ly->rs3, g3, be3, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
     gn_coeffs(N, P, G, ly->mus, ly->rss, gs, bes, k[K_AS], k[K_BS], k[K_XSA], k[K_XSB]);
 
-    /* 1. the output ReLU: sums for GN3 / GNs and dloss/dw[s*L + l] */
+    /* the output ReLU: sums for GN3 / GNs and dloss/dw[s*L + l] */
     double t = PROF_NOW();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < f->B; b++)
@@ -1089,26 +1162,25 @@ static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
                 const size_t nc = chan(n, P, cb);
                 out_coeffs o = out_coeffs_at(k, nc);
                 f->dmix_unit[((size_t)b * Pb + cb) * S + s] = output_backward_sums_plane(
-                    rr_plane(f, ly->c3, n, Pb, cb),
-                    native_plane(f, ly, ly->y, n, Qb + cb),
+                    rr_plane(f, ly->c3, n, Pb, cb), native_plane(f, ly, ly->y, n, Qb + cb),
                     rr_plane(f, f->gdesc, b, Pb, cb), &ly->ty, &ly->tx, R, &o,
                     f->wsoft[s * L + l], f->sa + nc, f->sb + nc, f->sc + nc, row, vt);
             }
         }
     for (int s = 0; s < S; s++) {
-        double t = 0;
+        double sum = 0;
         for (int u = 0; u < f->B * Pb; u++)
-            t += f->dmix_unit[(size_t)u * S + s];
-        f->dmix[s * L + l] = t;
+            sum += f->dmix_unit[(size_t)u * S + s];
+        f->dmix[s * L + l] = sum;
     }
-    if (gn_backward(f, bn->gn3_w, bn->gn3_b, "conv3.norm", P, ly->rs3, f->sa, f->sb, k[K_AL], k[K_KX],
-                    k[K_K0]) ||
-        gn_backward(f, bn->gns_w, bn->gns_b, "shortcut.norm", P, ly->rss, f->sa, f->sc, k[K_ALS], k[K_KXS],
-                    k[K_K0S]))
+    if (gn_backward(f, bn->gn3_w, bn->gn3_b, "conv3.norm", P, ly->rs3, f->sa, f->sb, k[K_AL],
+                    k[K_KX], k[K_K0]) ||
+        gn_backward(f, bn->gns_w, bn->gns_b, "shortcut.norm", P, ly->rss, f->sa, f->sc,
+                    k[K_ALS], k[K_KXS], k[K_K0S]))
         return -1;
     pass_done(f, DHF_FN_PASS_B_OUT_SUMS, &t);
 
-    /* 2. dc3 (into dbig) and dys (native, into dy's shortcut blocks); at native
+    /* dc3 (into dbig) and dys (native, into dy's shortcut blocks); at native
      * resolution R every pixel of dy is written once, else the adjoints accumulate.
      * A thread owns a (b, cb) plane of gdesc and runs the S samples of image b over
      * it, so the plane is read from memory once, not S times. */
@@ -1117,65 +1189,83 @@ static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
 #pragma omp parallel
     {
 #pragma omp for collapse(2) schedule(static) nowait
-    for (int b = 0; b < f->B; b++)
-        for (int cb = 0; cb < Pb; cb++)
-            for (int s = 0; s < S; s++) {
-                float *row = my_scratch(f), *row2 = row + (size_t)R * BLK;
-                float *vt = row2 + (size_t)R * BLK;
-                const int n = b * S + s;
-                out_coeffs o = out_coeffs_at(k, chan(n, P, cb));
-                output_backward_plane(rr_plane(f, ly->c3, n, Pb, cb),
-                                native_plane(f, ly, ly->y, n, Qb + cb),
-                                rr_plane(f, f->gdesc, b, Pb, cb), &ly->ty, &ly->tx,
-                                R, &o, f->wsoft[s * L + l],
-                                rr_plane(f, f->dbig, n, Pb, cb),
-                                native_plane(f, ly, f->dy, n, Qb + cb), row, row2, vt);
-            }
-    V16_STREAM_FENCE();
+        for (int b = 0; b < f->B; b++)
+            for (int cb = 0; cb < Pb; cb++)
+                for (int s = 0; s < S; s++) {
+                    float *row = my_scratch(f), *row2 = row + (size_t)R * BLK;
+                    float *vt = row2 + (size_t)R * BLK;
+                    const int n = b * S + s;
+                    out_coeffs o = out_coeffs_at(k, chan(n, P, cb));
+                    output_backward_plane(rr_plane(f, ly->c3, n, Pb, cb),
+                                          native_plane(f, ly, ly->y, n, Qb + cb),
+                                          rr_plane(f, f->gdesc, b, Pb, cb), &ly->ty, &ly->tx, R,
+                                          &o, f->wsoft[s * L + l],
+                                          rr_plane(f, f->dbig, n, Pb, cb),
+                                          native_plane(f, ly, f->dy, n, Qb + cb), row, row2, vt);
+                }
+        V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_B_OUT_GRADS, &t);
+    return 0;
+}
 
-    /* 3. conv3 backward: dr2 -> dq1, dW3 */
+/* dc3 (dbig) [N, P, R, R] -> dr2 (dq1) [N, Q, R, R], dW3 [P, Q] */
+static int conv3_backward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
     const float *w3 = pdata(bn->conv3_w);
     if ((f->own3 ? own_bwd_data(f, f->own3, f->dbig, w3, f->dq1)
                  : conv_run(f, CONV_BWD_DATA, f->conv3, f->dbig, w3, f->dq1)) ||
         conv_run(f, CONV_BWD_WEIGHTS, f->conv3, ly->r2, f->dbig, f->dw))
         return dhf_err_wrap("conv3 backward");
-    if (write_grad(bn->conv3_w, f->dw, (size_t)P * Q, "conv3.weight"))
-        return -1;
+    return write_grad(bn->conv3_w, f->dw, (size_t)f->P * f->Q, "conv3.weight");
+}
 
-    /* 4. through relu(GN2): dc2 in place in dq1 */
-    t = PROF_NOW();
+/* dr2 (dq1) -> dc2, in place [N, Q, R, R]; GN2's parameter gradients */
+static int gn2_relu_backward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
+    const int N = f->N, Q = f->Q, G = f->G, Qb = Q / BLK;
+    const size_t RR = (size_t)f->R * f->R;
+    float *const *k = f->k;
+    double t = PROF_NOW();
     const float *g2 = pdata(bn->gn2_w), *be2 = pdata(bn->gn2_b);
     gn_coeffs(N, Q, G, ly->mu2, ly->rs2, g2, be2, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Qb; cb++) {
             const size_t nc = chan(n, Q, cb), off = rr_off(f, n, Qb, cb);
-            gn2_relu_backward_sums_plane(f->dq1 + off, ly->r2 + off, ly->c2 + off, RR, k[K_X3A] + nc,
-                              k[K_X3B] + nc, f->sa + nc, f->sb + nc);
+            gn2_relu_backward_sums_plane(f->dq1 + off, ly->r2 + off, ly->c2 + off, RR,
+                                         k[K_X3A] + nc, k[K_X3B] + nc, f->sa + nc, f->sb + nc);
         }
-    if (gn_backward(f, bn->gn2_w, bn->gn2_b, "conv2.norm", Q, ly->rs2, f->sa, f->sb, k[K_AL], k[K_KX],
-                    k[K_K0]))
+    if (gn_backward(f, bn->gn2_w, bn->gn2_b, "conv2.norm", Q, ly->rs2, f->sa, f->sb, k[K_AL],
+                    k[K_KX], k[K_K0]))
         return -1;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int cb = 0; cb < Qb; cb++) {
             const size_t nc = chan(n, Q, cb), off = rr_off(f, n, Qb, cb);
-            gn2_relu_backward_plane(f->dq1 + off, ly->c2 + off, RR, k[K_X3A] + nc, k[K_X3B] + nc,
-                          k[K_AL] + nc, k[K_KX] + nc, k[K_K0] + nc);
+            gn2_relu_backward_plane(f->dq1 + off, ly->c2 + off, RR, k[K_X3A] + nc,
+                                    k[K_X3B] + nc, k[K_AL] + nc, k[K_KX] + nc, k[K_K0] + nc);
         }
     pass_done(f, DHF_FN_PASS_B_GN2, &t);
+    return 0;
+}
 
-    /* 5. conv2 backward: dr1 -> dq2, dW2 */
+/* dc2 (dq1) -> dr1 (dq2) [N, Q, R, R], dW2 [Q, Q, 3, 3] */
+static int conv2_backward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
     if (conv_run(f, CONV_BWD_DATA, f->conv2, f->dq1, pdata(bn->conv2_w), f->dq2) ||
         conv_run(f, CONV_BWD_WEIGHTS, f->conv2, ly->r1, f->dq1, f->dw))
         return dhf_err_wrap("conv2 backward");
-    if (write_grad(bn->conv2_w, f->dw, (size_t)Q * Q * 9, "conv2.weight"))
-        return -1;
+    return write_grad(bn->conv2_w, f->dw, (size_t)f->Q * f->Q * 9, "conv2.weight");
+}
 
-    /* 6. through relu(GN1(U y1)): sums over the recomputed U y1, then dy1 = U^T du1 */
-    t = PROF_NOW();
+/* dr1 (dq2) [N, Q, R, R] -> dy1 = U^T (GN1 backward) [N, Q, h, w] into dy's conv1
+ * blocks, from sums over the recomputed U y1; GN1's parameter gradients */
+static int gn1_relu_backward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
+    const int N = f->N, Q = f->Q, R = f->R, G = f->G, Qb = Q / BLK;
+    float *const *k = f->k;
+    double t = PROF_NOW();
     const float *g1 = pdata(bn->gn1_w), *be1 = pdata(bn->gn1_b);
     gn_coeffs(N, Q, G, ly->mu1, ly->rs1, g1, be1, k[K_A3], k[K_B3], k[K_X3A], k[K_X3B]);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -1184,11 +1274,11 @@ static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
             float *row = my_scratch(f), *vt = row + 2 * (size_t)R * BLK;
             const size_t nc = chan(n, Q, cb), off = rr_off(f, n, Qb, cb);
             gn1_relu_backward_sums_plane(native_plane(f, ly, ly->y, n, cb), &ly->ty, &ly->tx, R,
-                           f->dq2 + off, ly->r1 + off, k[K_X3A] + nc, k[K_X3B] + nc,
-                           f->sa + nc, f->sb + nc, row, vt);
+                                         f->dq2 + off, ly->r1 + off, k[K_X3A] + nc,
+                                         k[K_X3B] + nc, f->sa + nc, f->sb + nc, row, vt);
         }
-    if (gn_backward(f, bn->gn1_w, bn->gn1_b, "conv1.norm", Q, ly->rs1, f->sa, f->sb, k[K_AL], k[K_KX],
-                    k[K_K0]))
+    if (gn_backward(f, bn->gn1_w, bn->gn1_b, "conv1.norm", Q, ly->rs1, f->sa, f->sb, k[K_AL],
+                    k[K_KX], k[K_K0]))
         return -1;
 #pragma omp parallel
     {
@@ -1200,20 +1290,36 @@ static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
                 const size_t nc = chan(n, Q, cb);
                 const size_t off = rr_off(f, n, Qb, cb);
                 gn1_relu_backward_plane(native_plane(f, ly, ly->y, n, cb), &ly->ty, &ly->tx, R,
-                               f->dq2 + off, k[K_X3A] + nc, k[K_X3B] + nc, k[K_AL] + nc,
-                               k[K_KX] + nc, k[K_K0] + nc,
-                               native_plane(f, ly, f->dy, n, cb), row, row2, vt);
+                                        f->dq2 + off, k[K_X3A] + nc, k[K_X3B] + nc,
+                                        k[K_AL] + nc, k[K_KX] + nc, k[K_K0] + nc,
+                                        native_plane(f, ly, f->dy, n, cb), row, row2, vt);
             }
         V16_STREAM_FENCE();
     }
     pass_done(f, DHF_FN_PASS_B_GN1, &t);
+    return 0;
+}
 
-    /* 7. conv1 and shortcut weights from dy and the input */
+/* dy [N, Q + P, h, w] -> dW1 [Q, C], dWs [P, C] (the features need no gradient) */
+static int input_backward(dhf_fastnet *f, fn_layer *ly, const dhf_engine_layer *bn)
+{
+    const size_t Q = (size_t)f->Q, P = (size_t)f->P, C = (size_t)ly->C;
     if (conv_run(f, CONV_BWD_WEIGHTS, ly->conv_in, ly->xb, f->dy, f->dw_in))
         return dhf_err_wrap("conv1+shortcut backward");
-    if (write_grad(bn->conv1_w, f->dw_in, (size_t)Q * C, "conv1.weight") ||
-        write_grad(bn->short_w, f->dw_in + (size_t)Q * C, (size_t)P * C,
-                   "shortcut.weight"))
+    if (write_grad(bn->conv1_w, f->dw_in, Q * C, "conv1.weight") ||
+        write_grad(bn->short_w, f->dw_in + Q * C, P * C, "shortcut.weight"))
+        return -1;
+    return 0;
+}
+
+/* Layer l's parameter gradients (and its share of dloss/dw) from gdesc. */
+static int layer_backward(dhf_fastnet *f, const dhf_engine_net *net, int l)
+{
+    fn_layer *ly = &f->layer[l];
+    const dhf_engine_layer *bn = &net->layer[l];
+    if (output_backward(f, ly, bn, l) || conv3_backward(f, ly, bn) ||
+        gn2_relu_backward(f, ly, bn) || conv2_backward(f, ly, bn) ||
+        gn1_relu_backward(f, ly, bn) || input_backward(f, ly, bn))
         return -1;
     return 0;
 }
