@@ -85,7 +85,6 @@ bool dhf_engine_available(void);
 
 int dhf_runner_create(dhf_runner **out, const dhf_engine_options *opt);
 void dhf_runner_free(dhf_runner *r);                         /* NULL ok */
-const dhf_engine_options *dhf_runner_options(const dhf_runner *r);
 
 /* Whether the runner runs this network on CPU float32 features (its kernel choice
  * allows it, built with oneDNN, parameters on the CPU, float32 convolutions, P a

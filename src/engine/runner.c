@@ -53,8 +53,6 @@ void dhf_runner_free(dhf_runner *r)
     free(r);
 }
 
-const dhf_engine_options *dhf_runner_options(const dhf_runner *r) { return &r->opt; }
-
 bool dhf_runner_ready(const dhf_runner *r, const dhf_engine_net *net)
 {
     return r && r->opt.kernels != DHF_ENGINE_KERNELS_LIBTORCH && dhf_engine_available() &&
