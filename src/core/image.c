@@ -136,6 +136,14 @@ static int jpeg_fail(const char *path, const jpeg_err *e)
     return dhf_err_set("%s: corrupt JPEG: %s", path, e->msg);
 }
 
+/* Pillow's cmyk2rgb for one channel: nk - MULDIV255(ink, nk), clipped to 0..255 */
+static uint8_t cmyk_channel_to_rgb(int ink, int nk)
+{
+    const int t = ink * nk + 128;
+    const int v = nk - (((t >> 8) + t) >> 8);
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
 static int load_jpeg(const char *path, FILE *f, dhf_image *img, int header_only)
 {
     struct jpeg_decompress_struct cinfo;
@@ -192,20 +200,13 @@ static int load_jpeg(const char *path, FILE *f, dhf_image *img, int header_only)
             memcpy(dst, row, (size_t)w * 3);
             continue;
         }
-        /* Adobe CMYK JPEGs store inverted ink values, so the channel value is
-         * already (255 - ink): R = C' * K' / 255 with primes = stored values. */
-        int inverted = cinfo.saw_Adobe_marker;
+        /* As Pillow's convert("RGB"): its JPEG reader takes every CMYK JPEG as Adobe's
+         * inverted inks (ink = 255 - stored), then R = nk - nk * C / 255 with
+         * nk = 255 - K, in its MULDIV255 rounding. */
         for (int x = 0; x < w; x++) {
-            int c = row[4 * x], m = row[4 * x + 1], yy = row[4 * x + 2], k = row[4 * x + 3];
-            if (!inverted) {
-                c = 255 - c;
-                m = 255 - m;
-                yy = 255 - yy;
-                k = 255 - k;
-            }
-            dst[3 * x] = (uint8_t)((c * k + 127) / 255);
-            dst[3 * x + 1] = (uint8_t)((m * k + 127) / 255);
-            dst[3 * x + 2] = (uint8_t)((yy * k + 127) / 255);
+            const int nk = row[4 * x + 3];
+            for (int ch = 0; ch < 3; ch++)
+                dst[3 * x + ch] = cmyk_channel_to_rgb(255 - row[4 * x + ch], nk);
         }
     }
     jpeg_finish_decompress(&cinfo);

@@ -1,6 +1,9 @@
 /* image.h — 8-bit RGB images: decode JPEG (libjpeg) and PNG (libpng), encode JPEG
  * and PNG. Pixels are stored as read (no EXIF rotation: annotations are in
- * stored-pixel space). Grey and RGBA inputs are converted to RGB. */
+ * stored-pixel space). Other modes become RGB as Pillow's convert("RGB") makes them:
+ * grey replicated, alpha dropped (no compositing), palettes expanded, CMYK JPEGs as
+ * Adobe's inverted inks through Pillow's cmyk2rgb (tests/core/test_image_resize.c
+ * checks every byte against Pillow 9.4). */
 #ifndef DHF_CORE_IMAGE_H
 #define DHF_CORE_IMAGE_H
 
