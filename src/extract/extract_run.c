@@ -25,6 +25,7 @@ typedef struct {
     dhf_tensor context;        /* [1, L, D] conditioning */
     int64_t latent_h, latent_w;
     dhf_latent_mode latent_mode;
+    dhf_image_resize_mode resize_mode;
 } sd_models;
 
 static void models_free(sd_models *m)
@@ -48,6 +49,7 @@ char *dhf_extract_identity_json(const dhf_config *cfg, const char *embeds_hash)
     cJSON_AddNumberToObject(o, "guidance_scale", cfg->guidance_scale);
     cJSON_AddStringToObject(o, "prompt_embeds", embeds_hash ? embeds_hash : "");
     cJSON_AddNumberToObject(o, "diffusion_resolution", cfg->diffusion_resolution);
+    cJSON_AddStringToObject(o, "image_resize", cfg->image_resize);
     cJSON_AddStringToObject(o, "vae_latent", cfg->vae_latent);
     /* The seed only matters when the posterior is sampled. */
     if (strcmp(cfg->vae_latent, "sample") == 0)
@@ -106,6 +108,12 @@ static int load_models(const dhf_config *cfg, sd_models *m)
     }
     m->latent_h = m->latent_w = cfg->diffusion_resolution / f;
     m->latent_mode = strcmp(cfg->vae_latent, "mean") == 0 ? DHF_LATENT_MEAN : DHF_LATENT_SAMPLE;
+    const int resize = dhf_config_choice("image_resize", cfg->image_resize);   /* pil|torch */
+    if (resize < 0) {
+        models_free(m);
+        return -1;
+    }
+    m->resize_mode = (dhf_image_resize_mode)resize;
     return 0;
 }
 
@@ -231,7 +239,7 @@ static int extract_one(const dhf_config *cfg, const sd_models *m, const dhf_cach
     /* The sample's seed depends on the image key only: independent of order and
      * sharding, so resumed and sharded runs reproduce an uninterrupted one. */
     if (dhf_sd_encode_image(m->sd, img.rgb, img.width, img.height, cfg->diffusion_resolution,
-                            m->latent_mode, dhf_sd_latent_seed((uint64_t)cfg->seed, im->key),
+                            m->resize_mode, m->latent_mode, dhf_sd_latent_seed((uint64_t)cfg->seed, im->key),
                             &latent) != 0)
         rc = -1;
     if (rc == 0) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "core/image_resize.h"
 #include "extract/nn_layers.h"
 
 int dhf_rgb_to_pixels(const uint8_t *rgb, int width, int height, dhf_tensor *out)
@@ -38,9 +39,19 @@ int dhf_resize_bilinear(dhf_tensor x, int64_t out_h, int64_t out_w, dhf_tensor *
 }
 
 int dhf_rgb_to_vae_input(const uint8_t *rgb, int width, int height, int size,
-                         dhf_tensor *out)
+                         dhf_image_resize_mode mode, dhf_tensor *out)
 {
     dhf_tensor px = NULL;
+    if (mode == DHF_IMAGE_RESIZE_PIL) {
+        /* Image.resize((size, size), Image.BILINEAR) on the 8-bit image, then ToTensor */
+        const dhf_image src = { width, height, (uint8_t *)rgb };
+        dhf_image small = { 0 };
+        if (dhf_image_resize_pil(&src, size, size, DHF_RESAMPLE_BILINEAR, &small) != 0)
+            return -1;
+        int rc = dhf_rgb_to_pixels(small.rgb, size, size, out);
+        dhf_image_free(&small);
+        return rc;
+    }
     if (dhf_rgb_to_pixels(rgb, width, height, &px) != 0)
         return -1;
     int rc = dhf_resize_bilinear(px, size, size, out);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "extract/clip_text.h"
+#include "extract/image_prep.h"
 #include "extract/inversion.h"
 #include "extract/unet.h"
 #include "extract/vae.h"
@@ -46,12 +47,13 @@ int dhf_sd_empty_prompt_embeds(const dhf_sd_model *m, dhf_tensor *out);
 int dhf_load_prompt_embeds(const char *path, int64_t cross_dim, dhf_tensor *out);
 
 /* ---- image -> latent --------------------------------------------------------------- */
-/* rgb (height*width*3) -> [-1,1] -> bilinear to resolution^2 -> VAE -> latent
- * (MEAN, or SAMPLE with `seed`) * scaling_factor: NEW [1, latent, r/f, r/f] where f =
- * the VAE's down factor; on the model's placement. resolution must be a multiple of f. */
+/* rgb (height*width*3) -> [-1,1] at resolution^2 (image_prep.h's `resize` order) ->
+ * VAE -> latent (MEAN, or SAMPLE with `seed`) * scaling_factor: NEW [1, latent, r/f,
+ * r/f] where f = the VAE's down factor; on the model's placement. resolution must be a
+ * multiple of f. */
 int dhf_sd_encode_image(const dhf_sd_model *m, const uint8_t *rgb, int width, int height,
-                        int resolution, dhf_latent_mode mode, uint64_t seed,
-                        dhf_tensor *latent);
+                        int resolution, dhf_image_resize_mode resize, dhf_latent_mode mode,
+                        uint64_t seed, dhf_tensor *latent);
 /* Per-image seed for DHF_LATENT_SAMPLE: FNV-1a 64 of the key mixed with base_seed. */
 uint64_t dhf_sd_latent_seed(uint64_t base_seed, const char *image_key);
 

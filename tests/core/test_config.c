@@ -707,6 +707,7 @@ static void fill_unusual(dhf_config *c)
     strcpy(c->aggregation_conv_algorithm, "direct");
     strcpy(c->aggregation_conv1x1, "onednn");
     strcpy(c->mixed_precision, "bf16");
+    strcpy(c->image_resize, "torch");
     c->recompute_layers = 3;
     strcpy(c->checkpoint_metric, "pck_img");
     strcpy(c->dataset, "cub");

@@ -101,6 +101,8 @@ static void extract(const char *name, int n_images, int num_timesteps, const cha
     set(&cfg, "vae_latent=mean");
     set(&cfg, "cache_dtype=float32");
     set(&cfg, "diffusion_resolution=128");
+    /* the fixture's latents come from the extractor's float interpolate (its 4.1) */
+    set(&cfg, "image_resize=torch");
     set(&cfg, "num_timesteps=%d", num_timesteps);
     set(&cfg, "save_timestep=%s", labels);
     set(&cfg, "image_list=%s", list);

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/image.h"
+#include "core/image_resize.h"
 #include "core/torch/st_tensor.h"
 #include "extract/image_prep.h"
 #include "common/parity.h"
@@ -91,7 +92,7 @@ static void test_vae_encode(void **state)
     dhf_parity_report r;
     dhf_parity_init(&r, tol, "vae_encode");
     assert_int_equal(dhf_inference_begin(), DHF_OK);
-    int n_images = 0;
+    int n_images = 0, n_pil = 0;
     for (int k = 0; k < 10; k++) {
         char prefix[32], name[64], png[4300];
         snprintf(name, sizeof name, "img%d/rgb_u8", k);
@@ -116,6 +117,19 @@ static void test_vae_encode(void **state)
         dhf_parity_check(&r, pixels, ref, name, name);
         snprintf(name, sizeof name, "img%d/input", k);
         dhf_parity_check(&r, input, ref, name, name);
+        /* the paper's real-image path (image_resize: pil): Pillow BILINEAR on the 8-bit
+         * image, every byte as Pillow made it */
+        snprintf(name, sizeof name, "img%d/input_pil_u8", k);
+        const dhf_st_info *pil_ref = dhf_st_find(ref, name);
+        if (pil_ref) {
+            dhf_image small = { 0 };
+            if (dhf_image_resize_pil(&img, size, size, DHF_RESAMPLE_BILINEAR, &small) != 0)
+                fail_msg("%s", dhf_err_msg());
+            assert_int_equal(pil_ref->nbytes, (uint64_t)size * size * 3);
+            assert_memory_equal(pil_ref->data, small.rgb, (size_t)size * size * 3);
+            dhf_image_free(&small);
+            n_pil++;
+        }
         snprintf(prefix, sizeof prefix, "img%d", k);
         check_posterior(&r, v, input, ref, prefix);
         snprintf(prefix, sizeof prefix, "img%d/native", k);
@@ -130,6 +144,9 @@ static void test_vae_encode(void **state)
         printf("last error: %s\n", dhf_err_msg());
     assert_true(n_images >= 1);
     assert_int_equal(r.n_checked, n_images * 10);
+    printf("[ info ] Pillow BILINEAR to %dx%d: %d of %d images byte-identical to the "
+           "fixture's input_pil_u8\n", (int)size, (int)size, n_pil, n_images);
+    assert_int_equal(n_pil, n_images);
     assert_int_equal(r.n_fail, 0);
     dhf_st_close(ref);
     dhf_vae_free(v);
