@@ -17,6 +17,8 @@ const dhf_command dhf_commands[] = {
     {"cache", dhf_cmd_cache, "feature cache: info, verify, export (safetensors), merge shards"},
     {"init-model", dhf_cmd_init_model, "write a random-weight Stable Diffusion folder (tiny or SD sizes)"},
     {"train", dhf_cmd_train, "train the aggregation network on cached features (resumable)"},
+    {"import", dhf_cmd_import, "the paper's torch.save aggregation network as a dhf checkpoint + config"},
+    {"export", dhf_cmd_export, "a dhf checkpoint as a torch.save file in the paper's layout"},
     {NULL, NULL, NULL},
 };
 

@@ -13,6 +13,7 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/core/GradMode.h>
 #include <torch/torch.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -22,7 +23,9 @@
 #include <cmath>
 #include <limits>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
+#include <unistd.h>
 #include <memory>
 #include <string>
 #include <thread>
@@ -1244,6 +1247,77 @@ dhf_status dhf_adamw_step(dhf_tensor *params, dhf_tensor *exp_avg, dhf_tensor *e
             p.addcdiv_(m, denom, -step_size);
         }
     });
+}
+
+// ---- PyTorch .pt archives (torch.save's zip container) --------------------
+struct dhf_pt_archive_s {
+    std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+};
+
+dhf_status dhf_pt_open(const char *path, dhf_pt_archive **out)
+{
+    if (!path || !out)
+        return fail(DHF_ERR_ARG, "dhf_pt_open: NULL argument");
+    *out = nullptr;
+    return GUARD({
+        auto a = std::make_unique<dhf_pt_archive_s>();
+        a->reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::string(path));
+        *out = a.release();
+    });
+}
+
+dhf_status dhf_pt_read(dhf_pt_archive *a, const char *name, void **data, size_t *size)
+{
+    if (!a || !name || !data || !size)
+        return fail(DHF_ERR_ARG, "dhf_pt_read: NULL argument");
+    *data = nullptr;
+    *size = 0;
+    return GUARD({
+        if (!a->reader->hasRecord(name))
+            throw std::invalid_argument(std::string("no record '") + name + "' in the archive");
+        auto rec = a->reader->getRecord(name);
+        const size_t n = std::get<1>(rec);
+        void *buf = std::malloc(n ? n : 1);
+        if (!buf)
+            throw std::bad_alloc();
+        if (n)
+            std::memcpy(buf, std::get<0>(rec).get(), n);
+        *data = buf;
+        *size = n;
+    });
+}
+
+void dhf_pt_close(dhf_pt_archive *a) { delete a; }
+
+dhf_status dhf_pt_write(const char *path, const char *const *names, const void *const *data,
+                        const size_t *sizes, int n)
+{
+    if (!path || (n > 0 && (!names || !data || !sizes)) || n < 0)
+        return fail(DHF_ERR_ARG, "dhf_pt_write: NULL argument");
+    FILE *f = std::fopen(path, "wb");
+    if (!f)
+        return fail(DHF_ERR_ARG, std::string("dhf_pt_write: cannot create ") + path + ": " +
+                                     std::strerror(errno));
+    bool io_error = false;
+    dhf_status st = GUARD({
+        // the writer-function form names the archive's top folder "archive", as
+        // torch.save does for a file object
+        caffe2::serialize::PyTorchStreamWriter w([&](const void *buf, size_t len) -> size_t {
+            if (len && std::fwrite(buf, 1, len, f) != len)
+                io_error = true;
+            return len;
+        });
+        for (int i = 0; i < n; i++)
+            w.writeRecord(names[i], data[i], sizes[i]);
+        w.writeEndOfFile();
+    });
+    if (std::fflush(f) != 0 || fsync(fileno(f)) != 0)
+        io_error = true;
+    std::fclose(f);
+    if (st == DHF_OK && io_error)
+        return fail(DHF_ERR_ARG, std::string("dhf_pt_write: writing ") + path + ": " +
+                                     std::strerror(errno));
+    return st;
 }
 
 } // extern "C"

@@ -290,6 +290,23 @@ dhf_status dhf_adamw_step(dhf_tensor *params, dhf_tensor *exp_avg,
                           dhf_tensor *exp_avg_sq, int n, int64_t step,
                           const dhf_adamw_hparams *hp);
 
+/* ---- PyTorch .pt archives (the zip container torch.save writes) ---------- */
+/* The pickle inside is read by core/pickle.h (libtorch's unpickler cannot read a
+ * state_dict's OrderedDict); libtorch reads and writes the container. */
+typedef struct dhf_pt_archive_s dhf_pt_archive;
+/* Opens a torch.save zip (any top folder name). A non-zip file: DHF_ERR_TORCH with
+ * libtorch's message. */
+dhf_status dhf_pt_open(const char *path, dhf_pt_archive **out);
+/* Record `name` relative to the top folder ("data.pkl", "data/0"): *data malloc'd
+ * (free()), *size bytes. */
+dhf_status dhf_pt_read(dhf_pt_archive *a, const char *name, void **data, size_t *size);
+void dhf_pt_close(dhf_pt_archive *a);                 /* NULL ok */
+/* Writes a torch.save zip at path (top folder "archive", a "version" record added):
+ * record i is names[i] with sizes[i] bytes of data[i]. The caller renames it into
+ * place (atomic writes). */
+dhf_status dhf_pt_write(const char *path, const char *const *names, const void *const *data,
+                        const size_t *sizes, int n);
+
 #ifdef __cplusplus
 }
 #endif
