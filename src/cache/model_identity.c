@@ -61,6 +61,9 @@ int dhf_sd_model_identity(const char *dir, char *buf, size_t n)
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | len8[i];
+    const size_t wl = strlen(wpath);
+    if (wl > 4 && strcmp(wpath + wl - 4, ".bin") == 0)
+        hlen = 0;           /* a torch.save zip: no safetensors header, only the data */
     if (hlen > DHF_ST_MAX_HEADER_BYTES) {
         rc = dhf_err_set("%s: header too large", wpath);
         goto out;
@@ -89,7 +92,12 @@ int dhf_sd_model_identity(const char *dir, char *buf, size_t n)
         size_t l = strlen(tmp);
         while (l > 1 && tmp[l - 1] == '/')
             tmp[--l] = '\0';
-        snprintf(buf, n, "%s:%016llx", dhf_basename(tmp), (unsigned long long)h);
+        /* a weights file other than the usual one is named: which file was read */
+        const char *wf = dhf_basename(wpath);
+        if (strcmp(wf, "diffusion_pytorch_model.safetensors") == 0)
+            snprintf(buf, n, "%s:%016llx", dhf_basename(tmp), (unsigned long long)h);
+        else
+            snprintf(buf, n, "%s:%016llx@%s", dhf_basename(tmp), (unsigned long long)h, wf);
     }
 out:
     free(chunk);

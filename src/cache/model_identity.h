@@ -17,7 +17,9 @@ int dhf_model_identity(const char *model_dir, char *name, size_t name_n, char *h
 
 /* "<basename>:<hex>" where hex is FNV-1a 64 over the UNet safetensors header (names,
  * dtypes, shapes, offsets) and the first and last MiB of its data region (so two
- * random-weight models of the same architecture differ). Reads ~2 MiB.
+ * random-weight models of the same architecture differ), with "@<file>" appended when
+ * the weights are not diffusion_pytorch_model.safetensors (an .fp16 variant or PyTorch
+ * .bin, whose data alone is hashed). Reads ~2 MiB.
  * (dhf_model_identity below turns it into the cache's form.) */
 int dhf_sd_model_identity(const char *dir, char *buf, size_t n);
 

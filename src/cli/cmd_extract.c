@@ -127,6 +127,8 @@ int dhf_cmd_extract(int argc, char **argv)
            s.seconds > 0 ? (double)s.extracted / s.seconds : 0.0, (long long)s.already_done,
            (long long)s.selected, s.source,
            opt.shard.count > 1 ? " (this shard)" : "");
+    if (s.weights[0])
+        printf("model %s: UNet weights %s\n", cfg.model_id, s.weights);
     printf("cache %s: %lld/%lld images done, %s per image (%s stored, compression %.2fx), "
            "file %s\n",
            s.cache_path, (long long)s.cache_committed, (long long)s.cache_images, per_image,

@@ -185,24 +185,22 @@ int dhf_remove_tree(const char *path)
     return rc;
 }
 
-/* <dir>/<stem>.safetensors, else the .fp16 variant the hub also ships. */
+/* <dir>/<stem>.safetensors, then the .fp16 variant the hub also ships, then PyTorch's
+ * .bin and .fp16.bin: safetensors preferred when both exist. */
 int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t n)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s.safetensors", stem);
-    if (dhf_path_join(path, n, dir, name) != 0)
-        return -1;
-    if (dhf_path_exists(path))
-        return 0;
-    snprintf(name, sizeof name, "%s.fp16.safetensors", stem);
-    char alt[4096];
-    if (dhf_path_join(alt, sizeof alt, dir, name) == 0 && dhf_path_exists(alt)) {
-        snprintf(path, n, "%s", alt);
-        return 0;
+    static const char *const suffixes[] = { ".safetensors", ".fp16.safetensors", ".bin",
+                                            ".fp16.bin" };
+    char name[256], first[4096] = "";
+    for (size_t k = 0; k < sizeof suffixes / sizeof suffixes[0]; k++) {
+        snprintf(name, sizeof name, "%s%s", stem, suffixes[k]);
+        if (dhf_path_join(path, n, dir, name) != 0)
+            return -1;
+        if (k == 0)
+            snprintf(first, sizeof first, "%s", path);
+        if (dhf_path_exists(path))
+            return 0;
     }
-    snprintf(name, sizeof name, "%s.bin", stem);
-    if (dhf_path_join(alt, sizeof alt, dir, name) == 0 && dhf_path_exists(alt))
-        return dhf_err_set("%s: only safetensors weights are supported (convert %s)", path,
-                           alt);
-    return dhf_err_set("%s: missing weights file", path);
+    return dhf_err_set("%s: missing weights file (nor %s.fp16.safetensors, %s.bin or "
+                       "%s.fp16.bin beside it)", first, stem, stem, stem);
 }

@@ -34,8 +34,8 @@ int dhf_path_join(char *out, size_t n, const char *a, const char *b);
 const char *dhf_basename(const char *path);       /* pointer into path */
 
 /* The weights of a diffusers component: <dir>/<stem>.safetensors, else the
- * `.fp16.safetensors` variant the hub also ships; a `.bin` alone is an error asking
- * for safetensors. */
+ * `.fp16.safetensors` variant the hub also ships, else PyTorch's `<stem>.bin` or
+ * `.fp16.bin` (read by extract/pt_weights.h); safetensors preferred. */
 int dhf_find_weights_file(const char *dir, const char *stem, char *path, size_t n);
 
 #endif

@@ -22,6 +22,7 @@ struct dhf_st_file {
     char *path;
     unsigned char *map;         /* whole file */
     size_t map_len;
+    bool map_is_malloc;         /* dhf_st_open_memory: map is a malloc'd buffer */
     const unsigned char *data;  /* data region: map + 8 + header length */
     uint64_t data_len;
     dhf_st_info *tensors;       /* sorted by name; names owned */
@@ -290,7 +291,9 @@ void dhf_st_close(dhf_st_file *f)
 {
     if (!f)
         return;
-    if (f->map)
+    if (f->map && f->map_is_malloc)
+        free(f->map);
+    else if (f->map)
         munmap(f->map, f->map_len);
     for (int i = 0; i < f->count; i++)
         free((char *)f->tensors[i].name);
@@ -610,6 +613,59 @@ done:
     return rc;
 }
 
+/* the header and data regions of f->map (size bytes), validated */
+static int parse_mapped(dhf_st_file *f, const char *path, uint64_t size)
+{
+    uint64_t hlen = load_le(f->map, 8);
+    if (hlen > size - 8) {
+        dhf_err_set("%s: header: header length larger than the file (expected <= %" PRIu64
+                    " bytes, got %" PRIu64 ")", path, size - 8, hlen);
+        return -1;
+    }
+    if (hlen > DHF_ST_MAX_HEADER_BYTES) {
+        dhf_err_set("%s: header: header too large (expected <= %llu bytes, got %" PRIu64 ")",
+                    path, DHF_ST_MAX_HEADER_BYTES, hlen);
+        return -1;
+    }
+    f->data = f->map + 8 + hlen;
+    f->data_len = size - 8 - hlen;
+
+    char *text = malloc((size_t)hlen + 1);
+    if (!text) {
+        dhf_err_set("%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
+        return -1;
+    }
+    memcpy(text, f->map + 8, (size_t)hlen);
+    text[hlen] = '\0';
+    int rc = parse_header(f, text, hlen);
+    free(text);
+    return rc;
+}
+
+int dhf_st_open_memory(const char *label, void *buf, size_t len, dhf_st_file **out)
+{
+    *out = NULL;
+    dhf_st_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = dhf_strdup(label))) {
+        free(f);
+        free(buf);
+        return dhf_err_set("%s: out of memory", label);
+    }
+    f->map = buf;
+    f->map_len = len;
+    f->map_is_malloc = true;
+    if (len < 8) {
+        dhf_st_close(f);
+        return dhf_err_set("%s: header: shorter than the 8-byte header length", label);
+    }
+    if (parse_mapped(f, label, len)) {
+        dhf_st_close(f);
+        return -1;
+    }
+    *out = f;
+    return 0;
+}
+
 int dhf_st_open(const char *path, dhf_st_file **out)
 {
     if (!path || !out)
@@ -651,31 +707,7 @@ int dhf_st_open(const char *path, dhf_st_file **out)
     }
     f->map = map;
     f->map_len = (size_t)size;
-
-    uint64_t hlen = load_le(f->map, 8);
-    if (hlen > size - 8) {
-        dhf_err_set("%s: header: header length larger than the file (expected <= %" PRIu64
-                    " bytes, got %" PRIu64 ")", path, size - 8, hlen);
-        goto fail;
-    }
-    if (hlen > DHF_ST_MAX_HEADER_BYTES) {
-        dhf_err_set("%s: header: header too large (expected <= %llu bytes, got %" PRIu64 ")",
-                    path, DHF_ST_MAX_HEADER_BYTES, hlen);
-        goto fail;
-    }
-    f->data = f->map + 8 + hlen;
-    f->data_len = size - 8 - hlen;
-
-    char *text = malloc((size_t)hlen + 1);
-    if (!text) {
-        dhf_err_set("%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
-        goto fail;
-    }
-    memcpy(text, f->map + 8, (size_t)hlen);
-    text[hlen] = '\0';
-    int rc = parse_header(f, text, hlen);
-    free(text);
-    if (rc != 0)
+    if (parse_mapped(f, path, size))
         goto fail;
     *out = f;
     return 0;

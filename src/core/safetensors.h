@@ -44,6 +44,9 @@ typedef struct dhf_st_file dhf_st_file;   /* opaque, mmap-backed, read-only */
 /* Opens, maps and fully validates `path`; *out is set only on success. */
 int dhf_st_open(const char *path, dhf_st_file **out);
 void dhf_st_close(dhf_st_file *f);                      /* NULL ok */
+/* The same over a malloc'd buffer holding a whole safetensors file, owned from here on
+ * (freed by dhf_st_close, also on failure); `label` names it in messages. */
+int dhf_st_open_memory(const char *label, void *buf, size_t len, dhf_st_file **out);
 
 const char *dhf_st_path(const dhf_st_file *f);
 /* Tensors are indexed in name order (strcmp), 0 <= i < count. */

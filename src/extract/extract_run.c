@@ -283,6 +283,8 @@ int dhf_extract_run(const dhf_config *cfg, const dhf_extract_options *opt,
     if (dhf_image_set_from_config(cfg, &all) != 0)
         return -1;
     snprintf(sum->source, sizeof sum->source, "%s", all.source);
+    if (dhf_model_unet_weights_path(cfg->model_id, sum->weights, sizeof sum->weights) != 0)
+        sum->weights[0] = '\0';
     /* This shard's images, in key order. */
     int64_t n = 0;
     for (int64_t i = 0; i < all.n; i++)

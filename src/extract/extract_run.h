@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
     char cache_path[4200];    /* the file written (the shard's file with --shard) */
     char source[4200];        /* what was selected */
+    char weights[4200];       /* the UNet weights file read (.safetensors, .fp16, .bin) */
     int64_t selected;         /* images of this shard */
     int64_t already_done;     /* committed before this run: skipped */
     int64_t extracted;        /* committed by this run */

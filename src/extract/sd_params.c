@@ -2,6 +2,7 @@
  * seeded random values (in memory or written to a writer), and the bookkeeping of
  * which stored tensors were used. */
 #include "extract/sd_params.h"
+#include "extract/pt_weights.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -53,7 +54,10 @@ int dhf_params_open_file(dhf_params *p, const char *path, dhf_tensor_list *dst)
     p->mode = DHF_PARAMS_FILE;
     snprintf(p->path, sizeof p->path, "%s", path);
     p->dst = dst;
-    if (dhf_st_open(path, &p->st) != 0)
+    /* PyTorch .bin weights become an in-memory safetensors file: one loading path */
+    const size_t len = strlen(path);
+    const bool bin = len > 4 && strcmp(path + len - 4, ".bin") == 0;
+    if ((bin ? dhf_pt_weights_open(path, &p->st) : dhf_st_open(path, &p->st)) != 0)
         return -1;
     int n = dhf_st_count(p->st);
     p->used = calloc(n > 0 ? (size_t)n : 1, 1);

@@ -21,6 +21,7 @@
 #include "extract/inversion.h"
 #include "extract/sd_model.h"
 #include "extract/unet.h"
+#include "common/pt_write.h"
 #include "common/tmpdir_util.h"
 
 static dhf_unet *random_unet(const dhf_unet_config *cfg, uint64_t seed)
@@ -376,9 +377,60 @@ static void test_ddim_plan(void **state)
     assert_int_equal(dhf_ddim_plan_make(1001, &p), -1);
 }
 
+/* PyTorch .bin weights (a torch.save state_dict) load through the safetensors path:
+ * the same UNet output bit for bit, the weights file named in the identity, and
+ * safetensors preferred when both are present. */
+static void test_bin_weights(void **state)
+{
+    (void)state;
+    char *root = tmp_make_dir("bin");
+    assert_non_null(root);
+    char st_dir[4400], bin_dir[4400], st_file[4500], bin_file[4500], cmd[9200];
+    snprintf(st_dir, sizeof st_dir, "%s/st", root);
+    snprintf(bin_dir, sizeof bin_dir, "%s/bin", root);
+    dhf_init_model_opts o = {.preset = "tiny-sd15", .seed = 4, .dtype = DHF_ST_F16};
+    assert_int_equal(dhf_init_model_write(st_dir, &o, NULL), 0);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", st_dir, bin_dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(st_file, sizeof st_file, "%s/unet/diffusion_pytorch_model.safetensors", bin_dir);
+    snprintf(bin_file, sizeof bin_file, "%s/unet/diffusion_pytorch_model.bin", bin_dir);
+    if (test_safetensors_to_bin(st_file, bin_file))
+        fail_msg("%s", dhf_err_msg());
+    /* both present: safetensors preferred */
+    dhf_sd_model *m_st = NULL, *m_bin = NULL;
+    assert_int_equal(dhf_sd_model_load(bin_dir, NULL, &m_bin), 0);
+    assert_null(strchr(m_bin->identity, '@'));
+    dhf_sd_model_free(m_bin);
+    assert_int_equal(unlink(st_file), 0);
+    if (dhf_sd_model_load(bin_dir, NULL, &m_bin))
+        fail_msg("%s", dhf_err_msg());
+    assert_int_equal(dhf_sd_model_load(st_dir, NULL, &m_st), 0);
+    printf("[ info ] identities: %s / %s\n", m_st->identity, m_bin->identity);
+    assert_non_null(strstr(m_bin->identity, "@diffusion_pytorch_model.bin"));
+    dhf_tensor e1 = NULL, e2 = NULL, f1[12] = { 0 }, f2[12] = { 0 };
+    run(m_st->unet, 8, 8, &e1, f1);
+    run(m_bin->unet, 8, 8, &e2, f2);
+    double d = -1;
+    assert_int_equal(dhf_max_abs_diff(e1, e2, &d), DHF_OK);
+    assert_true(d == 0.0);
+    for (int k = 0; k < dhf_unet_n_features(m_st->unet); k++) {
+        assert_int_equal(dhf_max_abs_diff(f1[k], f2[k], &d), DHF_OK);
+        assert_true(d == 0.0);
+        dhf_free(f1[k]);
+        dhf_free(f2[k]);
+    }
+    dhf_free(e1);
+    dhf_free(e2);
+    dhf_sd_model_free(m_st);
+    dhf_sd_model_free(m_bin);
+    tmp_remove_tree(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bin_weights),
         cmocka_unit_test(test_heads_list_semantics),
         cmocka_unit_test(test_linear_projection_equals_conv),
         cmocka_unit_test(test_chunked_attention),
