@@ -100,6 +100,18 @@ int dhf_clip_text_build(const dhf_clip_config *cfg, dhf_params *p, dhf_clip_text
     return 0;
 }
 
+/* model.safetensors (diffusers' name) or transformers' pytorch_model.bin: the stem of
+ * the weights present ("model" when neither is: its message lists what was looked for) */
+static const char *text_encoder_stem(const char *dir)
+{
+    char path[4096];
+    if (dhf_find_weights_file(dir, "model", path, sizeof path) == 0)
+        return "model";
+    if (dhf_find_weights_file(dir, "pytorch_model", path, sizeof path) == 0)
+        return "pytorch_model";
+    return "model";
+}
+
 int dhf_clip_text_load(const char *dir, const dhf_model_placement *placement,
                        dhf_clip_text **out)
 {
@@ -108,7 +120,7 @@ int dhf_clip_text_load(const char *dir, const dhf_model_placement *placement,
     dhf_params p;
     if (dhf_path_join(cfg_path, sizeof cfg_path, dir, "config.json") != 0 ||
         dhf_clip_config_load(cfg_path, &cfg) != 0 ||
-        dhf_params_open_component(&p, dir, "model", placement) != 0)
+        dhf_params_open_component(&p, dir, text_encoder_stem(dir), placement) != 0)
         return -1;
     dhf_clip_text *c = NULL;
     int rc = dhf_clip_text_build(&cfg, &p, &c);

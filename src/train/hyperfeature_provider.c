@@ -216,6 +216,39 @@ static int load_network(hf_provider *p, const dhf_config *eval_cfg)
     return dhf_train_to_device(&p->own_net, NULL, p->dev);
 }
 
+/* A checkpoint without a cache identity (dhf import of the paper's weights: the cache
+ * is made afterwards): the network takes the cache's layout, whose saved timesteps
+ * must be the checkpoint config's, in order; the tensor shapes are checked when the
+ * parameters load. The model itself cannot be checked: said on stderr. */
+static int no_identity_check(hf_provider *p, const dhf_cache_identity *have,
+                             const char *cache_path)
+{
+    dhf_config ccfg;
+    if (dhf_ckpt_meta_config(&p->meta, &ccfg) != 0)
+        return -1;
+    bool same = ccfg.save_timestep.n == have->num_steps;
+    for (int s = 0; same && s < have->num_steps; s++)
+        same = ccfg.save_timestep.v[s] == have->save_timestep[s];
+    if (!same) {
+        char a[512] = "", b[512] = "";
+        for (int s = 0; s < ccfg.save_timestep.n; s++)
+            snprintf(a + strlen(a), sizeof a - strlen(a), "%s%lld", s ? ", " : "",
+                     (long long)ccfg.save_timestep.v[s]);
+        for (int s = 0; s < have->num_steps; s++)
+            snprintf(b + strlen(b), sizeof b - strlen(b), "%s%lld", s ? ", " : "",
+                     (long long)have->save_timestep[s]);
+        return dhf_err_set("%s: the checkpoint's save_timestep [%s] differs from feature "
+                           "cache %s's [%s]: extract with the checkpoint's config", p->ckpt_path,
+                           a, cache_path, b);
+    }
+    p->meta.cache = *have;
+    p->meta.has_cache = true;
+    fprintf(stderr, "hyperfeatures: %s records no feature-cache identity (imported?): using "
+            "%s (model %s, %d layers, save_timestep as the checkpoint's)\n", p->ckpt_path,
+            cache_path, have->model_name, have->num_layers);
+    return 0;
+}
+
 int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider *out)
 {
     memset(out, 0, sizeof *out);
@@ -237,11 +270,6 @@ int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider 
     if (dhf_train_parse_device(args->cfg->device, "device", &p->dev) != 0 ||
         dhf_ckpt_read_meta(p->ckpt_path, &p->meta) != 0)
         goto fail;
-    if (!p->meta.has_cache) {
-        dhf_err_set("%s: the checkpoint records no feature-cache identity (metadata "
-                    "cache_identity), so the cache it needs is unknown", p->ckpt_path);
-        goto fail;
-    }
     if (dhf_cache_open_read(args->cfg->cache_path, 2, &p->cache) != 0)
         goto fail;
     p->owns_cache = true;
@@ -251,8 +279,12 @@ int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider 
     char want_name[4200], have_name[4200];
     snprintf(want_name, sizeof want_name, "checkpoint %s", p->ckpt_path);
     snprintf(have_name, sizeof have_name, "feature cache %s", args->cfg->cache_path);
-    if (dhf_cache_identity_check(&p->meta.cache, want_name, &have, have_name) != 0)
+    if (p->meta.has_cache) {
+        if (dhf_cache_identity_check(&p->meta.cache, want_name, &have, have_name) != 0)
+            goto fail;
+    } else if (no_identity_check(p, &have, args->cfg->cache_path) != 0) {
         goto fail;
+    }
     if (load_network(p, args->cfg) != 0)
         goto fail;
     snprintf(out->name, sizeof out->name, "hyperfeatures");

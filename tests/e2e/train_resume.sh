@@ -120,4 +120,14 @@ grep -q "save_timestep \[0, 1\]" d.err && grep -q "save_timestep \[1, 0\]" d.err
 grep -q '"checkpoint_name":[[:space:]]*"best.safetensors"' eval/results.json ||
     fail "results.json does not name the checkpoint"
 grep -q '"step":[[:space:]]*[0-9]' eval/results.json || fail "results.json does not give the step"
-echo "train_resume: all checks passed ($total steps; abort hook, kill -9, cache guard, eval provider)"
+# 6. the network through the paper's torch.save layout and back (dhf export, dhf
+#    import: no cache identity, the cache's layout taken): the same PCK
+"$DHF" export runs/r/best.safetensors -o best.pt >x.out 2>x.err || fail "dhf export: $(cat x.err)"
+"$DHF" import best.pt -o imported.safetensors >i.out 2>i.err || fail "dhf import: $(cat i.err)"
+"$DHF" eval train.yaml --split val --pairs-per-category 2 --provider hyperfeatures \
+    --checkpoint imported.safetensors -o eval_imported --quiet >ei.out 2>ei.err ||
+    fail "dhf eval of the imported network: $(cat ei.err)"
+a=$(sed -n 's/^PCK@0\.1 \(img [0-9.]* bbox [0-9.]*\).*/\1/p' e.out)
+b=$(sed -n 's/^PCK@0\.1 \(img [0-9.]* bbox [0-9.]*\).*/\1/p' ei.out)
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "export -> import changed the PCK: '$a' vs '$b'"
+echo "train_resume: all checks passed ($total steps; abort hook, kill -9, cache guard, eval provider, export/import)"
