@@ -85,12 +85,15 @@ const dhf_cfg_key dhf_config_keys[] = {
           "prompt (\"\" = encode prompt with the text encoder)."),
     K_INT("diffusion_resolution", diffusion_resolution, "512", 8, 4096, S_MODEL,
           "Side of the square image given to the VAE; a multiple of 8."),
-    K_ENUM("image_resize", image_resize, "pil", "pil|torch", S_MODEL,
-           "How a real image reaches diffusion_resolution: pil = the paper's code, "
-           "Pillow's Image.BILINEAR on the 8-bit image (antialiased when shrinking, "
-           "byte-exact to Pillow 9.4), then ToTensor and x * 2 - 1; torch = x * 2 - 1 first, "
-           "then torch bilinear interpolation on floats (align_corners false, no "
-           "antialiasing), the interpolate of the paper's extractor applied alone."),
+    K_ENUM("image_resize", image_resize, "pil", "pil|torch|pil_load", S_MODEL,
+           "How a real image reaches diffusion_resolution: pil = the paper's "
+           "extract_hyperfeatures.py, Pillow's Image.BILINEAR on the 8-bit image "
+           "(antialiased when shrinking, byte-exact to Pillow 9.4), then ToTensor and "
+           "x * 2 - 1; torch = x * 2 - 1 first, then torch bilinear interpolation on floats "
+           "(align_corners false, no antialiasing), the interpolate of the paper's extractor "
+           "alone; pil_load = the paper's train_hyperfeatures.py (validate and train: "
+           "load_image_pair), Pillow BILINEAR to load_resolution x load_resolution first, "
+           "then that torch interpolate up to diffusion_resolution."),
     K_ENUM("vae_latent", vae_latent, "sample", "sample|mean", S_MODEL,
            "Latent taken from the VAE posterior: a sample (diffusers' default) or its mean "
            "(deterministic)."),

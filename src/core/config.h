@@ -35,7 +35,7 @@ typedef struct {
     double guidance_scale;             /* -1 = no classifier-free guidance */
     char prompt_embeds[DHF_CFG_STR];   /* optional safetensors with encoder_hidden_states */
     int diffusion_resolution;          /* VAE input size (512) */
-    char image_resize[16];             /* "pil" | "torch": how images reach that size */
+    char image_resize[16];             /* "pil" | "torch" | "pil_load": how images reach it */
     char vae_latent[16];               /* "sample" | "mean" */
     char dtype[16];                    /* compute dtype: "float32" | "float16" */
     char cache_path[DHF_CFG_STR];      /* HDF5 feature cache */

@@ -50,6 +50,8 @@ char *dhf_extract_identity_json(const dhf_config *cfg, const char *embeds_hash)
     cJSON_AddStringToObject(o, "prompt_embeds", embeds_hash ? embeds_hash : "");
     cJSON_AddNumberToObject(o, "diffusion_resolution", cfg->diffusion_resolution);
     cJSON_AddStringToObject(o, "image_resize", cfg->image_resize);
+    if (strcmp(cfg->image_resize, "pil_load") == 0)
+        cJSON_AddNumberToObject(o, "image_load_resolution", cfg->load_resolution);
     cJSON_AddStringToObject(o, "vae_latent", cfg->vae_latent);
     /* The seed only matters when the posterior is sampled. */
     if (strcmp(cfg->vae_latent, "sample") == 0)
@@ -239,7 +241,7 @@ static int extract_one(const dhf_config *cfg, const sd_models *m, const dhf_cach
     /* The sample's seed depends on the image key only: independent of order and
      * sharding, so resumed and sharded runs reproduce an uninterrupted one. */
     if (dhf_sd_encode_image(m->sd, img.rgb, img.width, img.height, cfg->diffusion_resolution,
-                            m->resize_mode, m->latent_mode, dhf_sd_latent_seed((uint64_t)cfg->seed, im->key),
+                            m->resize_mode, cfg->load_resolution, m->latent_mode, dhf_sd_latent_seed((uint64_t)cfg->seed, im->key),
                             &latent) != 0)
         rc = -1;
     if (rc == 0) {

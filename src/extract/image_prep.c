@@ -39,17 +39,23 @@ int dhf_resize_bilinear(dhf_tensor x, int64_t out_h, int64_t out_w, dhf_tensor *
 }
 
 int dhf_rgb_to_vae_input(const uint8_t *rgb, int width, int height, int size,
-                         dhf_image_resize_mode mode, dhf_tensor *out)
+                         dhf_image_resize_mode mode, int load_size, dhf_tensor *out)
 {
     dhf_tensor px = NULL;
-    if (mode == DHF_IMAGE_RESIZE_PIL) {
-        /* Image.resize((size, size), Image.BILINEAR) on the 8-bit image, then ToTensor */
+    if (mode == DHF_IMAGE_RESIZE_PIL || mode == DHF_IMAGE_RESIZE_PIL_LOAD) {
+        /* Image.resize((s, s), Image.BILINEAR) on the 8-bit image, then ToTensor (and
+         * for PIL_LOAD the extractor's interpolate from load_size up to size) */
+        const int s = mode == DHF_IMAGE_RESIZE_PIL ? size : load_size;
         const dhf_image src = { width, height, (uint8_t *)rgb };
         dhf_image small = { 0 };
-        if (dhf_image_resize_pil(&src, size, size, DHF_RESAMPLE_BILINEAR, &small) != 0)
+        if (dhf_image_resize_pil(&src, s, s, DHF_RESAMPLE_BILINEAR, &small) != 0)
             return -1;
-        int rc = dhf_rgb_to_pixels(small.rgb, size, size, out);
+        int rc = dhf_rgb_to_pixels(small.rgb, s, s, mode == DHF_IMAGE_RESIZE_PIL ? out : &px);
         dhf_image_free(&small);
+        if (rc != 0 || mode == DHF_IMAGE_RESIZE_PIL)
+            return rc;
+        rc = dhf_resize_bilinear(px, size, size, out);
+        dhf_free(px);
         return rc;
     }
     if (dhf_rgb_to_pixels(rgb, width, height, &px) != 0)

@@ -148,8 +148,8 @@ int dhf_load_prompt_embeds(const char *path, int64_t cross_dim, dhf_tensor *out)
 }
 
 int dhf_sd_encode_image(const dhf_sd_model *m, const uint8_t *rgb, int width, int height,
-                        int resolution, dhf_image_resize_mode resize, dhf_latent_mode mode,
-                        uint64_t seed, dhf_tensor *latent)
+                        int resolution, dhf_image_resize_mode resize, int load_size,
+                        dhf_latent_mode mode, uint64_t seed, dhf_tensor *latent)
 {
     int f = dhf_vae_downsample_factor(m->vae);
     if (resolution < f || resolution % f != 0)
@@ -158,7 +158,7 @@ int dhf_sd_encode_image(const dhf_sd_model *m, const uint8_t *rgb, int width, in
     bool inference = dhf_inference_begin() == DHF_OK;
     dhf_tensor input = NULL;
     dhf_vae_posterior post = {0};
-    int rc = dhf_rgb_to_vae_input(rgb, width, height, resolution, resize, &input);
+    int rc = dhf_rgb_to_vae_input(rgb, width, height, resolution, resize, load_size, &input);
     if (rc == 0)
         rc = dhf_vae_encode(m->vae, input, &post);
     if (rc == 0)

@@ -52,8 +52,8 @@ int dhf_load_prompt_embeds(const char *path, int64_t cross_dim, dhf_tensor *out)
  * r/f] where f = the VAE's down factor; on the model's placement. resolution must be a
  * multiple of f. */
 int dhf_sd_encode_image(const dhf_sd_model *m, const uint8_t *rgb, int width, int height,
-                        int resolution, dhf_image_resize_mode resize, dhf_latent_mode mode,
-                        uint64_t seed, dhf_tensor *latent);
+                        int resolution, dhf_image_resize_mode resize, int load_size,
+                        dhf_latent_mode mode, uint64_t seed, dhf_tensor *latent);
 /* Per-image seed for DHF_LATENT_SAMPLE: FNV-1a 64 of the key mixed with base_seed. */
 uint64_t dhf_sd_latent_seed(uint64_t base_seed, const char *image_key);
 

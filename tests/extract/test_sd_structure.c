@@ -289,16 +289,34 @@ static void test_init_model_folders(void **state)
     for (size_t i = 0; i < sizeof rgb; i++)
         rgb[i] = (uint8_t)(i * 7 % 251);
     dhf_tensor lat = NULL, lat2 = NULL;
-    assert_int_equal(dhf_sd_encode_image(ma, rgb, 56, 40, 64, DHF_IMAGE_RESIZE_PIL, DHF_LATENT_SAMPLE,
+    assert_int_equal(dhf_sd_encode_image(ma, rgb, 56, 40, 64, DHF_IMAGE_RESIZE_PIL, 0, DHF_LATENT_SAMPLE,
                                          dhf_sd_latent_seed(0, "cat/001"), &lat), 0);
-    assert_int_equal(dhf_sd_encode_image(ma, rgb, 56, 40, 64, DHF_IMAGE_RESIZE_PIL, DHF_LATENT_SAMPLE,
+    assert_int_equal(dhf_sd_encode_image(ma, rgb, 56, 40, 64, DHF_IMAGE_RESIZE_PIL, 0, DHF_LATENT_SAMPLE,
                                          dhf_sd_latent_seed(0, "cat/001"), &lat2), 0);
     assert_int_equal(dhf_max_abs_diff(lat, lat2, &d), DHF_OK);
     assert_true(d == 0.0);
     assert_int_equal(dhf_size(lat, 2), 8);
+    /* image_resize pil_load: Pillow to load_size, then torch up to the VAE size; with
+     * load_size == size the interpolate is the identity and it equals pil */
+    {
+        dhf_tensor a = NULL, b = NULL, c = NULL;
+        assert_int_equal(dhf_rgb_to_vae_input(rgb, 56, 40, 64, DHF_IMAGE_RESIZE_PIL, 0, &a), 0);
+        assert_int_equal(dhf_rgb_to_vae_input(rgb, 56, 40, 64, DHF_IMAGE_RESIZE_PIL_LOAD, 64, &b),
+                         0);
+        assert_int_equal(dhf_rgb_to_vae_input(rgb, 56, 40, 64, DHF_IMAGE_RESIZE_PIL_LOAD, 24, &c),
+                         0);
+        assert_int_equal(dhf_max_abs_diff(a, b, &d), DHF_OK);
+        assert_true(d == 0.0);
+        assert_int_equal(dhf_max_abs_diff(a, c, &d), DHF_OK);
+        assert_true(d > 0.01);
+        assert_int_equal(dhf_size(c, 3), 64);
+        dhf_free(a);
+        dhf_free(b);
+        dhf_free(c);
+    }
     dhf_free(lat2);
     lat2 = NULL;
-    assert_int_equal(dhf_sd_encode_image(ma, rgb, 56, 40, 60, DHF_IMAGE_RESIZE_PIL, DHF_LATENT_MEAN, 0,
+    assert_int_equal(dhf_sd_encode_image(ma, rgb, 56, 40, 60, DHF_IMAGE_RESIZE_PIL, 0, DHF_LATENT_MEAN, 0,
                                          &lat2), -1);
     int64_t shapes[16][3];
     assert_int_equal(dhf_sd_feature_layout(ma, 64, shapes, 16), 12);
