@@ -18,6 +18,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: dhf train [CONFIG.yaml ...] [--set key=value ...] [--resume RUN_DIR]\n"
+            "                 [--init CKPT]\n"
             "                 [--device cpu|cuda[:N]] [--threads N] [--quiet]\n\n"
             "Trains the Diffusion Hyperfeatures aggregation network on the features cached by\n"
             "`dhf extract` (cache_path; the diffusion model is never run): SPair training\n"
@@ -30,6 +31,9 @@ static void usage(FILE *f)
             "  --resume RUN_DIR     continue that run exactly from its last.safetensors, with its\n"
             "                       own configuration; files and --set may change only keys that\n"
             "                       do not change the weights (threads, device, paths, validation)\n"
+            "  --init CKPT          a new run starting from CKPT's parameters and, when it has\n"
+            "                       them, AdamW moments and step count (e.g. the checkpoint\n"
+            "                       `dhf import` made of the paper's weights); same network shape\n"
             "  --device D           cpu, cuda or cuda:N (same as --set device=D)\n"
             "  --threads N          CPU threads (default: the threads key; 0 = all cores); a\n"
             "                       resumed run is bit-exact only with the same thread count\n"
@@ -45,7 +49,7 @@ int dhf_cmd_train(int argc, char **argv)
 {
     const char *files[MAX_ARGS], *sets[MAX_ARGS];
     int n_files = 0, n_sets = 0, threads = -1;
-    const char *resume = NULL, *device = NULL;
+    const char *resume = NULL, *device = NULL, *init = NULL;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -72,6 +76,8 @@ int dhf_cmd_train(int argc, char **argv)
             sets[n_sets++] = v;
         } else if (strcmp(a, "--resume") == 0) {
             resume = v;
+        } else if (strcmp(a, "--init") == 0) {
+            init = v;
         } else if (strcmp(a, "--device") == 0) {
             device = v;
         } else if (strcmp(a, "--threads") == 0) {
@@ -82,6 +88,9 @@ int dhf_cmd_train(int argc, char **argv)
         }
     }
 
+    if (resume && init)
+        return dhf_cli_usage_error("train", "--resume continues a run; --init starts a new one: "
+                                            "give one of them");
     dhf_config cfg;
     if (resume) {
         if (dhf_train_resume_config(resume, files, n_files, sets, n_sets, &cfg) != 0)
@@ -115,6 +124,7 @@ int dhf_cmd_train(int argc, char **argv)
     dhf_train_options opt = {
         .config_path = n_files > 0 ? files[0] : NULL,
         .resume_dir = resume,
+        .init_from = init,
         .progress = !quiet,
     };
     const char *abort_at = getenv("DHF_TEST_ABORT_AT_STEP");

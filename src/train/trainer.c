@@ -232,6 +232,30 @@ static int restore(trainer *t)
     return 0;
 }
 
+/* Parameters, and the AdamW moments and step count when the file has them, from a
+ * checkpoint of the same network (shapes checked by dhf_ckpt_load). */
+static int init_from(trainer *t, const char *path)
+{
+    dhf_ckpt_meta meta;
+    if (dhf_ckpt_read_meta(path, &meta) != 0)
+        return -1;
+    const bool moments = meta.has_optim;
+    const int64_t optim_step = meta.optim_step;
+    dhf_ckpt_meta_free(&meta);
+    dhf_ckpt_entry entries[DHF_AGG_MAX_PARAMS];
+    for (int i = 0; i < t->net.num_params; i++)
+        entries[i] = (dhf_ckpt_entry){ .name = t->net.names[i], .param = t->net.params[i],
+                                       .exp_avg = moments ? t->opt.exp_avg[i] : NULL,
+                                       .exp_avg_sq = moments ? t->opt.exp_avg_sq[i] : NULL };
+    if (dhf_ckpt_load(path, entries, t->net.num_params, NULL) != 0)
+        return -1;
+    if (moments)
+        t->opt.step = optim_step;
+    fprintf(stderr, "train: starting from %s (parameters%s)\n", path,
+            moments ? ", AdamW moments and step count" : "; fresh AdamW state");
+    return 0;
+}
+
 static int setup(trainer *t, const dhf_train_options *opt)
 {
     if (setup_paths(t, opt) != 0)
@@ -272,6 +296,8 @@ static int setup(trainer *t, const dhf_train_options *opt)
     t->last_ckpt_step = -1;
     if (opt->resume_dir && restore(t) != 0)
         return dhf_err_wrap("--resume %s", t->run_dir);
+    if (!opt->resume_dir && opt->init_from && init_from(t, opt->init_from) != 0)
+        return dhf_err_wrap("--init %s", opt->init_from);
     if (dhf_train_to_device(&t->net, &t->opt, t->dev) != 0)
         return -1;
     if (t->cfg.batch_size > 1)

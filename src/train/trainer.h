@@ -31,6 +31,10 @@
 typedef struct {
     const char *config_path;   /* first config file (names a derived run); may be NULL */
     const char *resume_dir;    /* run folder to continue; NULL = a new run */
+    /* a new run starting from this checkpoint's parameters and AdamW state (moments and
+     * step count), e.g. one `dhf import` made of the paper's weights; NULL = fresh
+     * initialisation. The data order is the new run's own. */
+    const char *init_from;
     /* Test hook (env DHF_TEST_ABORT_AT_STEP): _exit(DHF_TRAIN_TEST_ABORT_STATUS) once
      * step k's work (log line, validation, checkpoints) is done, as a crash at a step
      * boundary; 0 = off. */

@@ -130,4 +130,12 @@ grep -q '"step":[[:space:]]*[0-9]' eval/results.json || fail "results.json does 
 a=$(sed -n 's/^PCK@0\.1 \(img [0-9.]* bbox [0-9.]*\).*/\1/p' e.out)
 b=$(sed -n 's/^PCK@0\.1 \(img [0-9.]* bbox [0-9.]*\).*/\1/p' ei.out)
 [ -n "$a" ] && [ "$a" = "$b" ] || fail "export -> import changed the PCK: '$a' vs '$b'"
+# 7. a new run from the imported network and its AdamW state (dhf train --init)
+"$DHF" train train.yaml --set run_name=cont --init imported.safetensors --quiet >n.out 2>n.err ||
+    fail "dhf train --init: $(cat n.err)"
+grep -q "starting from imported.safetensors (parameters, AdamW moments and step count)" n.err ||
+    fail "--init did not say what it took: $(cat n.err)"
+[ -f runs/cont/last.safetensors ] || fail "dhf train --init wrote no checkpoint"
+"$DHF" train train.yaml --resume runs/r --init imported.safetensors >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--resume with --init: expected a usage error"
 echo "train_resume: all checks passed ($total steps; abort hook, kill -9, cache guard, eval provider, export/import)"
