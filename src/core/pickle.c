@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/safetensors.h"
 #include "core/str.h"
 
 #define MAX_DEPTH 200          /* nesting of a loaded tree */
@@ -36,6 +37,36 @@ static const struct {
 #define N_DTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
 
 size_t dhf_dtype_bytes_pv(dhf_pv_dtype dt) { return dtypes[dt].bytes; }
+
+/* storage dtypes with a safetensors dtype, in pairs */
+static const struct {
+    dhf_pv_dtype pv;
+    dhf_st_dtype st;
+} st_pairs[] = {
+    { DHF_PV_F32, DHF_ST_F32 }, { DHF_PV_F16, DHF_ST_F16 }, { DHF_PV_BF16, DHF_ST_BF16 },
+    { DHF_PV_F64, DHF_ST_F64 }, { DHF_PV_I64, DHF_ST_I64 }, { DHF_PV_I32, DHF_ST_I32 },
+    { DHF_PV_U8, DHF_ST_U8 },   { DHF_PV_BOOL_T, DHF_ST_BOOL },
+};
+
+int dhf_pv_dtype_to_st(dhf_pv_dtype dt, int *st_dtype)
+{
+    for (size_t k = 0; k < sizeof st_pairs / sizeof st_pairs[0]; k++)
+        if (st_pairs[k].pv == dt) {
+            *st_dtype = (int)st_pairs[k].st;
+            return 0;
+        }
+    return -1;
+}
+
+int dhf_pv_dtype_from_st(int st_dtype, dhf_pv_dtype *dt)
+{
+    for (size_t k = 0; k < sizeof st_pairs / sizeof st_pairs[0]; k++)
+        if ((int)st_pairs[k].st == st_dtype) {
+            *dt = st_pairs[k].pv;
+            return 0;
+        }
+    return -1;
+}
 const char *dhf_pv_dtype_name(dhf_pv_dtype dt) { return dtypes[dt].name; }
 
 const char *dhf_pv_type_name(dhf_pv_type t)
@@ -258,6 +289,16 @@ static uint64_t le(const uint8_t *p, int n)
     for (int k = n - 1; k >= 0; k--)
         v = (v << 8) | p[k];
     return v;
+}
+
+/* an n-byte little-endian argument of the current opcode */
+static int read_le(reader *r, int n, uint64_t *v)
+{
+    if (need(r, (size_t)n))
+        return -1;
+    *v = le(r->p, n);
+    r->p += n;
+    return 0;
 }
 
 static int push(reader *r, dhf_pv *v)
@@ -638,24 +679,14 @@ static int step(reader *r, bool *stop)
     case 0x88:
     case 0x89:
         return push_value(r, dhf_pv_bool(op == 0x88));
-    case 'K':
-        if (need(r, 1))
-            return -1;
-        v = dhf_pv_int(r->p[0]);
-        r->p += 1;
-        return push_value(r, v);
+    case 'K':                                    /* BININT1, BININT2, BININT */
     case 'M':
-        if (need(r, 2))
+    case 'J': {
+        uint64_t u;
+        if (read_le(r, op == 'K' ? 1 : op == 'M' ? 2 : 4, &u))
             return -1;
-        v = dhf_pv_int((int64_t)le(r->p, 2));
-        r->p += 2;
-        return push_value(r, v);
-    case 'J':
-        if (need(r, 4))
-            return -1;
-        v = dhf_pv_int((int32_t)(uint32_t)le(r->p, 4));
-        r->p += 4;
-        return push_value(r, v);
+        return push_value(r, dhf_pv_int(op == 'J' ? (int64_t)(int32_t)(uint32_t)u : (int64_t)u));
+    }
     case 0x8a: {                                 /* LONG1: little-endian two's complement */
         if (need(r, 1))
             return -1;
@@ -774,15 +805,10 @@ static int step(reader *r, bool *stop)
         return collect(r, r->stack[m - 1], true);
     }
     case 'q':                                    /* BINPUT */
-        if (need(r, 1))
-            return -1;
-        r->p++;
-        return memo_put(r, r->p[-1]);
-    case 'r':                                    /* LONG_BINPUT */
-        if (need(r, 4))
-            return -1;
-        r->p += 4;
-        return memo_put(r, le(r->p - 4, 4));
+    case 'r': {                                  /* LONG_BINPUT */
+        uint64_t idx;
+        return read_le(r, op == 'q' ? 1 : 4, &idx) ? -1 : memo_put(r, idx);
+    }
     case 0x94:                                   /* MEMOIZE */
     {
         size_t used = 0;
@@ -791,15 +817,10 @@ static int step(reader *r, bool *stop)
         return memo_put(r, used);
     }
     case 'h':                                    /* BINGET */
-        if (need(r, 1))
-            return -1;
-        r->p++;
-        return memo_get(r, r->p[-1]);
-    case 'j':                                    /* LONG_BINGET */
-        if (need(r, 4))
-            return -1;
-        r->p += 4;
-        return memo_get(r, le(r->p - 4, 4));
+    case 'j': {                                  /* LONG_BINGET */
+        uint64_t idx;
+        return read_le(r, op == 'h' ? 1 : 4, &idx) ? -1 : memo_get(r, idx);
+    }
     case 'c': {                                  /* GLOBAL module\nname\n */
         char module[128], name[128];
         if (read_line(r, module, sizeof module) || read_line(r, name, sizeof name))

@@ -64,6 +64,10 @@ void dhf_pv_free(dhf_pv *v);                           /* NULL ok */
 /* Lookups (NULL when absent or of another type). Keys compare as strings. */
 const dhf_pv *dhf_pv_get(const dhf_pv *dict, const char *key);
 size_t dhf_dtype_bytes_pv(dhf_pv_dtype dt);
+/* The safetensors dtype (core/safetensors.h's dhf_st_dtype) of a storage dtype and
+ * back; -1 where safetensors has none (int16, int8). */
+int dhf_pv_dtype_to_st(dhf_pv_dtype dt, int *st_dtype);
+int dhf_pv_dtype_from_st(int st_dtype, dhf_pv_dtype *dt);
 const char *dhf_pv_dtype_name(dhf_pv_dtype dt);       /* "float32", ... */
 const char *dhf_pv_type_name(dhf_pv_type t);          /* "dict", "tensor", ... */
 

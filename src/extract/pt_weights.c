@@ -11,21 +11,6 @@
 #include "core/pickle.h"
 #include "shim/torch_shim.h"
 
-static int st_dtype_of(dhf_pv_dtype dt, dhf_st_dtype *out)
-{
-    switch (dt) {
-    case DHF_PV_F32: *out = DHF_ST_F32; return 0;
-    case DHF_PV_F16: *out = DHF_ST_F16; return 0;
-    case DHF_PV_BF16: *out = DHF_ST_BF16; return 0;
-    case DHF_PV_F64: *out = DHF_ST_F64; return 0;
-    case DHF_PV_I64: *out = DHF_ST_I64; return 0;
-    case DHF_PV_I32: *out = DHF_ST_I32; return 0;
-    case DHF_PV_U8: *out = DHF_ST_U8; return 0;
-    case DHF_PV_BOOL_T: *out = DHF_ST_BOOL; return 0;
-    default: return -1;
-    }
-}
-
 /* the view's elements in order, each eb bytes, into dst */
 static void gather(const dhf_pv *t, const uint8_t *src, size_t eb, uint8_t *dst)
 {
@@ -78,8 +63,9 @@ int dhf_pt_weights_open(const char *path, dhf_st_file **out)
     uint64_t total = 0;
     for (size_t k = 0; hdr && k < root->len; k++) {
         const dhf_pv *key = root->items[k], *t = root->values[k];
-        dhf_st_dtype dt;
-        if (key->type != DHF_PV_STR || t->type != DHF_PV_TENSOR || st_dtype_of(t->dtype, &dt)) {
+        int dt;
+        if (key->type != DHF_PV_STR || t->type != DHF_PV_TENSOR ||
+            dhf_pv_dtype_to_st(t->dtype, &dt)) {
             dhf_err_set("%s: entry '%s': expected a tensor of a safetensors dtype, got %s",
                         path, key->type == DHF_PV_STR ? key->s : "(not a string)",
                         t->type == DHF_PV_TENSOR ? dhf_pv_dtype_name(t->dtype)
@@ -95,7 +81,7 @@ int dhf_pt_weights_open(const char *path, dhf_st_file **out)
             cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->size[d]));
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)total));
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(total + bytes)));
-        cJSON_AddStringToObject(e, "dtype", dhf_st_dtype_name(dt));
+        cJSON_AddStringToObject(e, "dtype", dhf_st_dtype_name((dhf_st_dtype)dt));
         cJSON_AddItemToObject(e, "shape", shape);
         cJSON_AddItemToObject(e, "data_offsets", offs);
         cJSON_AddItemToObject(hdr, key->s, e);

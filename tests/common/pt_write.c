@@ -10,20 +10,6 @@
 #include "core/safetensors.h"
 #include "shim/torch_shim.h"
 
-static int pv_dtype(dhf_st_dtype dt, dhf_pv_dtype *out)
-{
-    switch (dt) {
-    case DHF_ST_F32: *out = DHF_PV_F32; return 0;
-    case DHF_ST_F16: *out = DHF_PV_F16; return 0;
-    case DHF_ST_BF16: *out = DHF_PV_BF16; return 0;
-    case DHF_ST_F64: *out = DHF_PV_F64; return 0;
-    case DHF_ST_I64: *out = DHF_PV_I64; return 0;
-    case DHF_ST_I32: *out = DHF_PV_I32; return 0;
-    case DHF_ST_U8: *out = DHF_PV_U8; return 0;
-    default: *out = DHF_PV_BOOL_T; return 0;
-    }
-}
-
 int test_safetensors_to_bin(const char *st_path, const char *bin_path)
 {
     dhf_st_file *st = NULL;
@@ -45,7 +31,10 @@ int test_safetensors_to_bin(const char *st_path, const char *bin_path)
     for (int i = 0; i < n; i++) {
         const dhf_st_info *t = dhf_st_at(st, i);
         dhf_pv_dtype dt;
-        pv_dtype(t->dtype, &dt);
+        if (dhf_pv_dtype_from_st((int)t->dtype, &dt)) {
+            dhf_err_set("%s: %s: no storage dtype", st_path, t->name);
+            goto done;
+        }
         char key[16];
         snprintf(key, sizeof key, "%d", i);
         snprintf(keys[i + 1], sizeof keys[0], "data/%d", i);
