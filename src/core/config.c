@@ -95,8 +95,9 @@ const dhf_cfg_key dhf_config_keys[] = {
            "load_image_pair), Pillow BILINEAR to load_resolution x load_resolution first, "
            "then that torch interpolate up to diffusion_resolution."),
     K_ENUM("vae_latent", vae_latent, "sample", "sample|mean", S_MODEL,
-           "Latent taken from the VAE posterior: a sample (diffusers' default) or its mean "
-           "(deterministic)."),
+           "Latent taken from the VAE posterior: sample (the default: the paper's extractor "
+           "samples latent_dist, here with a seed derived from seed and the image key, so "
+           "runs repeat) or its mean (deterministic, no noise)."),
     K_ENUM("dtype", dtype, "float32", "float32|float16", S_MODEL,
            "Compute dtype of the diffusion model."),
     K_STR("cache_path", cache_path, "data/features.h5", S_MODEL,
