@@ -171,7 +171,8 @@ static int to_tensor(pt_file *f, const dhf_pv *v, const char *name, dhf_tensor *
         return dhf_err_set("%s: '%s': storage data/%s holds %zu bytes, expected %lld %s "
                            "elements (%lld bytes): truncated archive?", f->path, name,
                            v->storage_key, size, (long long)v->storage_numel,
-                           dhf_pv_dtype_name(v->dtype), (long long)v->storage_numel * (long long)eb);
+                           dhf_pv_dtype_name(v->dtype),
+                           (long long)v->storage_numel * (long long)eb);
     int64_t numel = 1;
     for (int d = 0; d < v->ndim; d++)
         numel *= v->size[d];
@@ -674,8 +675,11 @@ static dhf_pv *export_config(const dhf_config *cfg)
         else if (cJSON_IsArray(e)) {
             v = dhf_pv_list();
             const cJSON *it;
-            cJSON_ArrayForEach(it, e) if (v && dhf_pv_append(v, dhf_pv_int((int64_t)it->valuedouble)))
-                v = NULL;
+            cJSON_ArrayForEach(it, e)
+            {
+                if (v && dhf_pv_append(v, dhf_pv_int((int64_t)it->valuedouble)))
+                    v = NULL;
+            }
         }
         if (!e)
             continue;
@@ -702,7 +706,8 @@ static dhf_pv *adamw_group(const dhf_config *cfg, int first, int count)
     betas = NULL;
     ok = ok && !set_str(g, "eps", dhf_pv_float(1e-8)) &&
          !set_str(g, "weight_decay", dhf_pv_float(cfg->weight_decay)) &&
-         !set_str(g, "amsgrad", dhf_pv_bool(false)) && !set_str(g, "maximize", dhf_pv_bool(false)) &&
+         !set_str(g, "amsgrad", dhf_pv_bool(false)) &&
+         !set_str(g, "maximize", dhf_pv_bool(false)) &&
          !set_str(g, "foreach", dhf_pv_none()) && !set_str(g, "capturable", dhf_pv_bool(false)) &&
          !set_str(g, "params", ps);
     ps = NULL;
