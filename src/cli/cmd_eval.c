@@ -30,6 +30,8 @@ static const provider_entry providers[] = {
     {"layer", dhf_provider_layer_open, "raw cached diffusion features of one layer: layer:N[@LABEL] (SD-Layer-4 = layer:4)"},
     {"concat", dhf_provider_concat_open, "all cached layers of one step resized + concatenated: concat[:@LABEL] (SD-Concat-All)"},
     {"hyperfeatures", dhf_provider_hyperfeatures_open, "a trained aggregation network over the cached features: --checkpoint CKPT"},
+    {"pruned", dhf_provider_pruned_open, "SD-Layer-Pruned: the raw map with the checkpoint's largest mixing weight: --checkpoint CKPT"},
+    {"bottleneck", dhf_provider_bottleneck_open, "Ours-Pruned: the checkpoint's bottleneck on one map, bottleneck[:L@LABEL] (default: the largest mixing weight): --checkpoint CKPT"},
     {NULL, NULL, NULL},
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "cache/provider_cache.h"
 #include "core/fsutil.h"
 #include "eval/pck.h"
 #include "train/agg_engine.h"
@@ -23,6 +24,9 @@ typedef struct {
     bool owns_net;
     dhf_runner *runner;          /* the engine where it runs the network (or NULL) */
     bool owns_runner;
+    /* Ours-Pruned (provider "bottleneck"): layer l's bottleneck on the map (l, s) alone;
+     * single_layer < 0: the whole network */
+    int single_layer, single_step;
     dhf_feature_cache *cache;
     bool owns_cache;
     dhf_agg_order order;
@@ -67,7 +71,20 @@ static int describe_scoped(hf_provider *p, const dhf_provider_input *in, dhf_des
         return -1;
     bool prev = true;
     dhf_set_grad_enabled(false, &prev);
-    int rc = dhf_agg_forward_run(p->net, p->runner, p->order, feats, &desc);
+    int rc;
+    if (p->single_layer >= 0) {
+        /* B_l(resize_R(x_{l,s})): one map, so the softmax over it is 1 */
+        dhf_tensor xs = NULL, xr = NULL;
+        rc = dhf_select(feats[p->single_layer], 1, p->single_step, &xs) != DHF_OK ||
+                     dhf_agg_resize(xs, c->out_res, &xr) != 0 ||
+                     dhf_bottleneck_forward(&p->net->bneck[p->single_layer], xr, &desc) != 0
+                 ? -1
+                 : 0;
+        if (rc && !dhf_err_msg()[0])
+            dhf_err_set("%s", dhf_last_error());
+    } else {
+        rc = dhf_agg_forward_run(p->net, p->runner, p->order, feats, &desc);
+    }
     dhf_set_grad_enabled(prev, NULL);
     if (rc != 0)
         return -1;
@@ -167,6 +184,7 @@ int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_runner *r, dhf_
         return dhf_err_set("out of memory");
     p->net = a;
     p->runner = r;
+    p->single_layer = -1;
     p->cache = cache;
     p->order = order;
     p->dev = dev;
@@ -249,21 +267,21 @@ static int no_identity_check(hf_provider *p, const dhf_cache_identity *have,
     return 0;
 }
 
-int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider *out)
+/* The checkpoint's network over the config's cache, checked against it. `who` names
+ * the provider in messages. */
+static int open_checkpoint(const dhf_provider_args *args, const char *who, hf_provider **out)
 {
-    memset(out, 0, sizeof *out);
-    if (args->arg && *args->arg)
-        return dhf_err_set("provider hyperfeatures takes no argument (got ':%s'); give the "
-                           "network with --checkpoint", args->arg);
+    *out = NULL;
     if (!args->checkpoint || !*args->checkpoint)
-        return dhf_err_set("provider hyperfeatures needs --checkpoint CKPT (a dhf train "
-                           "checkpoint, e.g. checkpoints/<run>/best.safetensors)");
+        return dhf_err_set("provider %s needs --checkpoint CKPT (a dhf train checkpoint, e.g. "
+                           "checkpoints/<run>/best.safetensors)", who);
     if (!args->cfg || !args->cfg->cache_path[0])
-        return dhf_err_set("provider hyperfeatures needs cache_path (config key): the feature "
-                           "cache the network reads, made by dhf extract");
+        return dhf_err_set("provider %s needs cache_path (config key): the feature cache the "
+                           "network reads, made by dhf extract", who);
     hf_provider *p = calloc(1, sizeof *p);
     if (!p)
         return dhf_err_set("out of memory");
+    p->single_layer = -1;
     snprintf(p->ckpt_path, sizeof p->ckpt_path, "%s", args->checkpoint);
     dhf_ckpt_meta_init(&p->meta);
     p->has_meta = true;
@@ -287,10 +305,125 @@ int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider 
     }
     if (load_network(p, args->cfg) != 0)
         goto fail;
-    snprintf(out->name, sizeof out->name, "hyperfeatures");
-    install(p, out);
+    *out = p;
     return 0;
 fail:
     hf_destroy(p);
     return -1;
+}
+
+int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider *out)
+{
+    memset(out, 0, sizeof *out);
+    if (args->arg && *args->arg)
+        return dhf_err_set("provider hyperfeatures takes no argument (got ':%s'); give the "
+                           "network with --checkpoint", args->arg);
+    hf_provider *p = NULL;
+    if (open_checkpoint(args, "hyperfeatures", &p) != 0)
+        return -1;
+    snprintf(out->name, sizeof out->name, "hyperfeatures");
+    install(p, out);
+    return 0;
+}
+
+/* (l*, s*) = the largest mixing weight, index s*L + l (the first of equal ones, as
+ * numpy's argmax), or "L@LABEL" (L 1-based, LABEL a cached save_timestep label) */
+static int choose_map(hf_provider *p, const char *arg, const char *who, int *l, int *s)
+{
+    const dhf_agg_config *c = &p->net->cfg;
+    const dhf_cache_layout *lay = dhf_cache_get_layout(p->cache);
+    if (arg && *arg) {
+        char *end = NULL;
+        long layer = strtol(arg, &end, 10);
+        long label = 0;
+        char *end2 = NULL;
+        if (end == arg || *end != '@' || (label = strtol(end + 1, &end2, 10), end2 == end + 1) ||
+            *end2)
+            return dhf_err_set("provider %s: expected %s:L@LABEL (L 1-based), got '%s:%s'",
+                               who, who, who, arg);
+        if (layer < 1 || layer > c->num_layers)
+            return dhf_err_set("provider %s: layer %ld out of range (1..%d)", who, layer,
+                               c->num_layers);
+        *l = (int)layer - 1;
+        for (int k = 0; k < lay->num_steps; k++)
+            if (lay->save_label[k] == label) {
+                *s = k;
+                return 0;
+            }
+        return dhf_err_set("provider %s: save_timestep label %ld is not cached", who, label);
+    }
+    const int n = c->num_layers * c->num_timesteps;
+    float w[DHF_AGG_MAX_LAYERS * 64];
+    if (n > (int)(sizeof w / sizeof w[0]) ||
+        dhf_to_buffer(p->net->mixing_weights, DHF_F32, w, sizeof(float) * (size_t)n) != DHF_OK)
+        return dhf_err_set("provider %s: mixing weights: %s", who, dhf_last_error());
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (w[i] > w[best])
+            best = i;
+    *l = best % c->num_layers;
+    *s = best / c->num_layers;
+    return 0;
+}
+
+int dhf_provider_bottleneck_open(const dhf_provider_args *args, dhf_provider *out)
+{
+    memset(out, 0, sizeof *out);
+    hf_provider *p = NULL;
+    int l = 0, s = 0;
+    if (open_checkpoint(args, "bottleneck", &p) != 0)
+        return -1;
+    if (choose_map(p, args->arg, "bottleneck", &l, &s) != 0) {
+        hf_destroy(p);
+        return -1;
+    }
+    p->single_layer = l;
+    p->single_step = s;
+    const dhf_cache_layout *lay = dhf_cache_get_layout(p->cache);
+    const dhf_agg_config *c = &p->net->cfg;
+    install(p, out);
+    snprintf(out->name, sizeof out->name, "bottleneck:%d@%lld", l + 1,
+             (long long)lay->save_label[s]);
+    snprintf(out->description, sizeof out->description,
+             "Ours-Pruned: %.160s's bottleneck of layer %d (%s) on save_timestep %lld alone%s, "
+             "%dx%dx%d", dhf_basename(p->ckpt_path), l + 1, lay->layer_name[l],
+             (long long)lay->save_label[s],
+             args->arg && *args->arg ? "" : " (the largest mixing weight)", c->proj_dim,
+             c->out_res, c->out_res);
+    return 0;
+}
+
+int dhf_provider_pruned_open(const dhf_provider_args *args, dhf_provider *out)
+{
+    memset(out, 0, sizeof *out);
+    if (args->arg && *args->arg)
+        return dhf_err_set("provider pruned takes no argument (got ':%s'): the map is the "
+                           "checkpoint's largest mixing weight; for a chosen one use "
+                           "layer:L@LABEL", args->arg);
+    hf_provider *p = NULL;
+    int l = 0, s = 0;
+    if (open_checkpoint(args, "pruned", &p) != 0)
+        return -1;
+    if (choose_map(p, NULL, "pruned", &l, &s) != 0) {
+        hf_destroy(p);
+        return -1;
+    }
+    char arg[64];
+    snprintf(arg, sizeof arg, "%d@%lld", l + 1,
+             (long long)dhf_cache_get_layout(p->cache)->save_label[s]);
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s", dhf_basename(p->ckpt_path));
+    hf_destroy(p);
+    /* SD-Layer-Pruned is the raw map itself: the layer provider, so the two agree */
+    dhf_provider_args la = *args;
+    la.arg = arg;
+    if (dhf_provider_layer_open(&la, out) != 0)
+        return -1;
+    char name[sizeof out->name];
+    snprintf(name, sizeof name, "%s", out->name);
+    snprintf(out->name, sizeof out->name, "pruned(%.48s)", name);
+    size_t len = strlen(out->description);
+    snprintf(out->description + len, sizeof out->description - len,
+             "; SD-Layer-Pruned: the largest mixing weight of %.160s", ckpt);
+    return 0;
 }

@@ -23,6 +23,14 @@
  * args->arg must be NULL. Order (aggregation_order) and device from args->cfg. */
 int dhf_provider_hyperfeatures_open(const dhf_provider_args *args, dhf_provider *out);
 
+/* Ours-Pruned of the paper's Table 1: `bottleneck[:L@LABEL] --checkpoint CKPT`, the
+ * checkpoint's trained bottleneck of layer L applied to the cached map (L, LABEL) alone
+ * (no retraining); without an argument the map with the largest mixing weight. */
+int dhf_provider_bottleneck_open(const dhf_provider_args *args, dhf_provider *out);
+/* SD-Layer-Pruned: `pruned --checkpoint CKPT`, the raw cached map with the checkpoint's
+ * largest mixing weight, through the layer provider (== layer:L@LABEL). */
+int dhf_provider_pruned_open(const dhf_provider_args *args, dhf_provider *out);
+
 /* A provider over a network, engine runner (may be NULL: libtorch) and cache the
  * caller owns (BORROWED: they must outlive the provider; the network is only read). `name` goes into out->name. */
 int dhf_provider_hyperfeatures_live(const dhf_aggregator *a, dhf_runner *r,

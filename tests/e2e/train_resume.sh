@@ -138,4 +138,31 @@ grep -q "starting from imported.safetensors (parameters, AdamW moments and step 
 [ -f runs/cont/last.safetensors ] || fail "dhf train --init wrote no checkpoint"
 "$DHF" train train.yaml --resume runs/r --init imported.safetensors >/dev/null 2>&1
 [ $? -eq 2 ] || fail "--resume with --init: expected a usage error"
-echo "train_resume: all checks passed ($total steps; abort hook, kill -9, cache guard, eval provider, export/import)"
+# 8. the pruned rows of Table 1: SD-Layer-Pruned (pruned) is layer:L@LABEL of the largest
+#    mixing weight, and that cell is the argmax of dhf heatmap's CSV; Ours-Pruned
+#    (bottleneck) takes the same map
+"$DHF" eval train.yaml --split val --pairs-per-category 2 --provider pruned \
+    --checkpoint runs/r/best.safetensors -o eval_pruned --quiet >p.out 2>p.err ||
+    fail "dhf eval --provider pruned: $(cat p.err)"
+map=$(sed -n 's/.*pruned(layer:\([0-9]*@[0-9]*\)).*/\1/p' p.out)
+[ -n "$map" ] || fail "pruned did not name its map: $(cat p.out)"
+"$DHF" eval train.yaml --split val --pairs-per-category 2 --provider "layer:$map" \
+    -o eval_layer --quiet >l.out 2>l.err || fail "dhf eval layer:$map: $(cat l.err)"
+a=$(sed -n 's/^PCK@0\.1 \(img [0-9.]* bbox [0-9.]*\).*/\1/p' p.out)
+b=$(sed -n 's/^PCK@0\.1 \(img [0-9.]* bbox [0-9.]*\).*/\1/p' l.out)
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "pruned and layer:$map differ: '$a' vs '$b'"
+"$DHF" heatmap runs/r/best.safetensors -o mix.png >/dev/null 2>&1 || fail "dhf heatmap"
+# the CSV's argmax cell (row = layer, column j = storage step j under the plot's label)
+cell=$(awk -F, 'NR > 1 { for (j = 2; j <= NF; j++) if (best == "" || $j > best) { best = $j; l = $1; c = j - 1 } }
+               END { print l "," c }' mix.csv)
+layer=${map%@*}
+[ "${cell%,*}" = "$layer" ] || fail "heatmap argmax layer ${cell%,*}, pruned layer $layer"
+labels=$(sed -n 's/^save_timestep: *\[\(.*\)\].*/\1/p' train.yaml | tr -d ' ')
+[ -n "$labels" ] || fail "no save_timestep in train.yaml"
+[ "$(echo "$labels" | cut -d, -f"${cell#*,}")" = "${map#*@}" ] ||
+    fail "heatmap argmax column ${cell#*,} (labels $labels) is not pruned's step ${map#*@}"
+"$DHF" eval train.yaml --split val --pairs-per-category 2 --provider bottleneck \
+    --checkpoint runs/r/best.safetensors -o eval_bneck --quiet >bn.out 2>bn.err ||
+    fail "dhf eval --provider bottleneck: $(cat bn.err)"
+grep -q "bottleneck:$map" bn.out || fail "bottleneck chose another map: $(cat bn.out)"
+echo "train_resume: all checks passed ($total steps; abort hook, kill -9, cache guard, eval provider, export/import, pruned providers)"
