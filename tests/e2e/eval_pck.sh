@@ -79,7 +79,24 @@ err=$("$DHF" pck --predictions "$work/tampered.jsonl" --check "$work/eval1/resul
 echo "$err" | grep -q "metrics differ" || fail "check message: $err"
 passed=$((passed + 1))
 
-# 5. Usage and user errors.
+# 5. Bootstrap intervals: the same seed gives the same interval, the estimate is the
+#    pooled PCK and lies inside; a method against itself differs by exactly 0.
+"$DHF" pck --predictions "$work/eval1/predictions.jsonl" --bootstrap 300 --seed 5 \
+    --versus "$work/eval1/predictions.jsonl" >"$work/b1.txt" 2>&1 || fail "pck --bootstrap: $(cat "$work/b1.txt")"
+"$DHF" pck --predictions "$work/eval1/predictions.jsonl" --bootstrap 300 --seed 5 \
+    --versus "$work/eval1/predictions.jsonl" >"$work/b2.txt" 2>&1 || fail "pck --bootstrap (again)"
+cmp -s "$work/b1.txt" "$work/b2.txt" || fail "bootstrap not deterministic for a seed"
+grep -q "^PCK@0.1 img .*95% interval \[.*\] (300 pair resamples)" "$work/b1.txt" ||
+    fail "bootstrap output: $(cat "$work/b1.txt")"
+awk '/^PCK@0.1 img/ { gsub(/[\[\],]/, " "); if (!($3 >= $6 && $3 <= $7)) exit 1 }' "$work/b1.txt" ||
+    fail "estimate outside its interval: $(cat "$work/b1.txt")"
+grep -q "minus .*: +0.00  95% interval \[+0.00, +0.00\], 1.0000 of resamples <= 0" "$work/b1.txt" ||
+    fail "a method against itself: $(cat "$work/b1.txt")"
+"$DHF" pck --predictions "$work/eval1/predictions.jsonl" --versus "$work/eval1/predictions.jsonl" \
+    >/dev/null 2>&1; [ $? -eq 2 ] || fail "--versus without --bootstrap should exit 2"
+passed=$((passed + 1))
+
+# 6. Usage and user errors.
 "$DHF" pck >/dev/null 2>&1; [ $? -eq 2 ] || fail "pck without --predictions should exit 2"
 "$DHF" eval --data "$spair" --provider nope -o "$work/x" >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown provider should exit 2"
 "$DHF" pck --predictions "$work/missing.jsonl" >/dev/null 2>&1; [ $? -eq 1 ] || fail "missing predictions should exit 1"
