@@ -39,9 +39,8 @@ int dhf_model_identity(const char *model_dir, char *name, size_t name_n, char *h
 
 int dhf_sd_model_identity(const char *dir, char *buf, size_t n)
 {
-    char udir[4096], wpath[4096];
-    if (dhf_path_join(udir, sizeof udir, dir, "unet") != 0 ||
-        dhf_find_weights_file(udir, "diffusion_pytorch_model", wpath, sizeof wpath) != 0)
+    char wpath[4096];
+    if (dhf_model_unet_weights_path(dir, wpath, sizeof wpath) != 0)
         return -1;
     FILE *f = fopen(wpath, "rb");
     if (!f)

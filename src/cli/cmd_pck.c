@@ -119,6 +119,10 @@ static int bootstrap(const dhf_predictions *p, const char *path, const char *ver
         printf("PCK@0.1 %-4s %6.2f  95%% interval [%.2f, %.2f] (%d pair resamples)\n",
                dhf_pck_kind_names[kind], 100 * ci.estimate, 100 * ci.lo, 100 * ci.hi, B);
         cJSON *k = cJSON_AddObjectToObject(o, dhf_pck_kind_names[kind]);
+        if (!k) {
+            dhf_err_set("out of memory");
+            goto done;
+        }
         dhf_json_add_exact(k, "pck", ci.estimate);
         dhf_json_add_exact(k, "lo", ci.lo);
         dhf_json_add_exact(k, "hi", ci.hi);
@@ -130,6 +134,10 @@ static int bootstrap(const dhf_predictions *p, const char *path, const char *ver
             printf("  minus %s: %+.2f  95%% interval [%+.2f, %+.2f], %.4f of resamples <= 0\n",
                    versus, 100 * ci.estimate, 100 * ci.lo, 100 * ci.hi, le0);
             cJSON *d = cJSON_AddObjectToObject(k, "difference");
+            if (!d) {
+                dhf_err_set("out of memory");
+                goto done;
+            }
             cJSON_AddStringToObject(d, "versus", versus);
             dhf_json_add_exact(d, "estimate", ci.estimate);
             dhf_json_add_exact(d, "lo", ci.lo);

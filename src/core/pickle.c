@@ -239,6 +239,33 @@ int dhf_pv_set(dhf_pv *dict, dhf_pv *key, dhf_pv *value)
     return 0;
 }
 
+void dhf_pv_gather(const dhf_pv *t, const void *storage, void *dst)
+{
+    const size_t eb = dhf_dtype_bytes_pv(t->dtype);
+    int64_t numel = 1, idx[DHF_PV_MAX_DIMS] = { 0 };
+    for (int d = 0; d < t->ndim; d++)
+        numel *= t->size[d];
+    for (int64_t k = 0; k < numel; k++) {
+        int64_t off = t->offset;
+        for (int d = 0; d < t->ndim; d++)
+            off += idx[d] * t->stride[d];
+        memcpy((char *)dst + (size_t)k * eb, (const char *)storage + (size_t)off * eb, eb);
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < t->size[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+}
+
+int64_t dhf_pv_numel(const dhf_pv *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        n *= t->size[d];
+    return n;
+}
+
 const dhf_pv *dhf_pv_get(const dhf_pv *dict, const char *key)
 {
     if (!dict || dict->type != DHF_PV_DICT)
@@ -260,7 +287,8 @@ typedef struct {
     dhf_pv **stack;            /* NULL entries are MARKs */
     size_t sp, scap;
     dhf_pv **memo;
-    size_t nmemo;
+    size_t nmemo;              /* capacity */
+    size_t memo_len;           /* highest index set + 1: MEMOIZE's next index */
     bool failed;
 } reader;
 
@@ -535,6 +563,8 @@ static int memo_put(reader *r, uint64_t idx)
     dhf_pv_free(r->memo[idx]);
     r->memo[idx] = v;
     v->refs++;
+    if (idx >= r->memo_len)
+        r->memo_len = (size_t)idx + 1;
     return 0;
 }
 
@@ -810,12 +840,7 @@ static int step(reader *r, bool *stop)
         return read_le(r, op == 'q' ? 1 : 4, &idx) ? -1 : memo_put(r, idx);
     }
     case 0x94:                                   /* MEMOIZE */
-    {
-        size_t used = 0;
-        for (size_t k = 0; k < r->nmemo; k++)
-            used = r->memo[k] ? k + 1 : used;
-        return memo_put(r, used);
-    }
+        return memo_put(r, r->memo_len);
     case 'h':                                    /* BINGET */
     case 'j': {                                  /* LONG_BINGET */
         uint64_t idx;

@@ -61,6 +61,12 @@ struct dhf_pv {
 int dhf_pickle_load(const void *data, size_t size, const char *what, dhf_pv **out);
 void dhf_pv_free(dhf_pv *v);                           /* NULL ok */
 
+/* A tensor's elements in row-major order, copied out of its storage record's bytes
+ * (the view's offset and strides applied; the bounds were checked when it was read)
+ * into dst (numel * element bytes, the tensor's own dtype). */
+void dhf_pv_gather(const dhf_pv *t, const void *storage, void *dst);
+int64_t dhf_pv_numel(const dhf_pv *t);
+
 /* Lookups (NULL when absent or of another type). Keys compare as strings. */
 const dhf_pv *dhf_pv_get(const dhf_pv *dict, const char *key);
 size_t dhf_dtype_bytes_pv(dhf_pv_dtype dt);

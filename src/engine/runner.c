@@ -2,6 +2,7 @@
  * (fastnet.h) made and remade in one place, forward and forward + backward. */
 #include "engine/engine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -14,7 +15,7 @@ struct dhf_runner {
     dhf_engine_options opt;
     dhf_fastnet *train;     /* activations kept for the backward */
     dhf_fastnet *infer;     /* forward only, buffers shared by the layers */
-    const char *describe;   /* of the workspace made last */
+    char describe[320];     /* of the workspace made last (a copy: it outlives it) */
 };
 
 bool dhf_engine_available(void) { return dhf_dconv_available(); }
@@ -40,7 +41,6 @@ int dhf_runner_create(dhf_runner **out, const dhf_engine_options *opt)
         return dhf_err_set("engine: out of memory");
     if (opt)
         (*out)->opt = *opt;
-    (*out)->describe = "";
     return 0;
 }
 
@@ -100,7 +100,7 @@ static int ensure_workspace(dhf_runner *r, const dhf_engine_net *net, const dhf_
                         (r->opt.conv1x1 == DHF_ENGINE_1X1_AUTO && dhf_c1x1_supported());
     if (dhf_fastnet_create(ws, net, feats, training, dconv_algo(r->opt.conv_algo), own1x1))
         return -1;
-    r->describe = dhf_fastnet_describe(*ws);
+    snprintf(r->describe, sizeof r->describe, "%s", dhf_fastnet_describe(*ws));
     return 0;
 }
 

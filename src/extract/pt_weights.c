@@ -11,25 +11,6 @@
 #include "core/pickle.h"
 #include "shim/torch_shim.h"
 
-/* the view's elements in order, each eb bytes, into dst */
-static void gather(const dhf_pv *t, const uint8_t *src, size_t eb, uint8_t *dst)
-{
-    int64_t numel = 1, idx[DHF_PV_MAX_DIMS] = { 0 };
-    for (int d = 0; d < t->ndim; d++)
-        numel *= t->size[d];
-    for (int64_t k = 0; k < numel; k++) {
-        int64_t off = t->offset;
-        for (int d = 0; d < t->ndim; d++)
-            off += idx[d] * t->stride[d];
-        memcpy(dst + (size_t)k * eb, src + (size_t)off * eb, eb);
-        for (int d = t->ndim - 1; d >= 0; d--) {
-            if (++idx[d] < t->size[d])
-                break;
-            idx[d] = 0;
-        }
-    }
-}
-
 int dhf_pt_weights_open(const char *path, dhf_st_file **out)
 {
     *out = NULL;
@@ -72,10 +53,7 @@ int dhf_pt_weights_open(const char *path, dhf_st_file **out)
                                                  : dhf_pv_type_name(t->type));
             goto done;
         }
-        int64_t numel = 1;
-        for (int d = 0; d < t->ndim; d++)
-            numel *= t->size[d];
-        const uint64_t bytes = (uint64_t)numel * dhf_dtype_bytes_pv(t->dtype);
+        const uint64_t bytes = (uint64_t)dhf_pv_numel(t) * dhf_dtype_bytes_pv(t->dtype);
         cJSON *e = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
         for (int d = 0; shape && d < t->ndim; d++)
             cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->size[d]));
@@ -124,11 +102,8 @@ int dhf_pt_weights_open(const char *path, dhf_st_file **out)
                         (long long)t->storage_numel * (long long)eb);
             goto done;
         }
-        int64_t numel = 1;
-        for (int d = 0; d < t->ndim; d++)
-            numel *= t->size[d];
-        gather(t, st, eb, data);
-        data += (size_t)numel * eb;
+        dhf_pv_gather(t, st, data);
+        data += (size_t)dhf_pv_numel(t) * eb;
         free(st);
     }
     rc = dhf_st_open_memory(path, buf, len, out);

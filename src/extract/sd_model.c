@@ -172,7 +172,7 @@ int dhf_sd_encode_image(const dhf_sd_model *m, const uint8_t *rgb, int width, in
 
 uint64_t dhf_sd_latent_seed(uint64_t base_seed, const char *image_key)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = DHF_FNV1A64_INIT;
     dhf_fnv1a64_update(&h, (const unsigned char *)image_key, strlen(image_key));
     uint64_t z = h ^ (base_seed + 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

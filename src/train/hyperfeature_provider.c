@@ -75,13 +75,14 @@ static int describe_scoped(hf_provider *p, const dhf_provider_input *in, dhf_des
     if (p->single_layer >= 0) {
         /* B_l(resize_R(x_{l,s})): one map, so the softmax over it is 1 */
         dhf_tensor xs = NULL, xr = NULL;
-        rc = dhf_select(feats[p->single_layer], 1, p->single_step, &xs) != DHF_OK ||
-                     dhf_agg_resize(xs, c->out_res, &xr) != 0 ||
-                     dhf_bottleneck_forward(&p->net->bneck[p->single_layer], xr, &desc) != 0
-                 ? -1
-                 : 0;
-        if (rc && !dhf_err_msg()[0])
-            dhf_err_set("%s", dhf_last_error());
+        if (dhf_select(feats[p->single_layer], 1, p->single_step, &xs) != DHF_OK)
+            rc = dhf_err_set("features of layer %d, step %d: %s", p->single_layer + 1,
+                             p->single_step, dhf_last_error());
+        else
+            rc = dhf_agg_resize(xs, c->out_res, &xr) != 0 ||
+                         dhf_bottleneck_forward(&p->net->bneck[p->single_layer], xr, &desc) != 0
+                     ? dhf_err_wrap("bottleneck of layer %d", p->single_layer + 1)
+                     : 0;
     } else {
         rc = dhf_agg_forward_run(p->net, p->runner, p->order, feats, &desc);
     }

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cache/half_float.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/pickle.h"
@@ -123,35 +122,6 @@ static int storage(pt_file *f, const char *key, const void **data, size_t *size)
     return 0;
 }
 
-static float elem_f32(const uint8_t *p, dhf_pv_dtype dt)
-{
-    switch (dt) {
-    case DHF_PV_F32: {
-        float v;
-        memcpy(&v, p, 4);
-        return v;
-    }
-    case DHF_PV_F64: {
-        double v;
-        memcpy(&v, p, 8);
-        return (float)v;
-    }
-    case DHF_PV_F16: {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        return dhf_half_to_float(h);
-    }
-    default: {                              /* bfloat16: the upper half of a float32 */
-        uint16_t h;
-        memcpy(&h, p, 2);
-        uint32_t u = (uint32_t)h << 16;
-        float v;
-        memcpy(&v, &u, 4);
-        return v;
-    }
-    }
-}
-
 /* a tensor value -> NEW contiguous float32 tensor (its view gathered from storage) */
 static int to_tensor(pt_file *f, const dhf_pv *v, const char *name, dhf_tensor *out)
 {
@@ -173,24 +143,19 @@ static int to_tensor(pt_file *f, const dhf_pv *v, const char *name, dhf_tensor *
                            v->storage_key, size, (long long)v->storage_numel,
                            dhf_pv_dtype_name(v->dtype),
                            (long long)v->storage_numel * (long long)eb);
-    int64_t numel = 1;
-    for (int d = 0; d < v->ndim; d++)
-        numel *= v->size[d];
+    /* the view in its own dtype, then to float32 as the safetensors reader converts */
+    const int64_t numel = dhf_pv_numel(v);
+    int st_dt;
     float *buf = malloc(sizeof(float) * (size_t)(numel ? numel : 1));
-    if (!buf)
+    void *raw = malloc(eb * (size_t)(numel ? numel : 1));
+    if (!buf || !raw || dhf_pv_dtype_to_st(v->dtype, &st_dt)) {
+        free(buf);
+        free(raw);
         return dhf_err_set("%s: '%s': out of memory", f->path, name);
-    int64_t idx[DHF_PV_MAX_DIMS] = { 0 };
-    for (int64_t k = 0; k < numel; k++) {
-        int64_t off = v->offset;
-        for (int d = 0; d < v->ndim; d++)
-            off += idx[d] * v->stride[d];
-        buf[k] = elem_f32((const uint8_t *)data + (size_t)off * eb, v->dtype);
-        for (int d = v->ndim - 1; d >= 0; d--) {
-            if (++idx[d] < v->size[d])
-                break;
-            idx[d] = 0;
-        }
     }
+    dhf_pv_gather(v, data, raw);
+    dhf_st_convert_f32((dhf_st_dtype)st_dt, raw, buf, (size_t)numel);
+    free(raw);
     int64_t shape[DHF_PV_MAX_DIMS];
     for (int d = 0; d < v->ndim; d++)
         shape[d] = v->size[d];
@@ -209,15 +174,6 @@ static bool same_shape(const dhf_pv *t, const int64_t *shape, int nd)
         if (t->size[d] != shape[d])
             return false;
     return true;
-}
-
-static void shape_str(char *buf, size_t n, const int64_t *s, int nd)
-{
-    size_t w = (size_t)snprintf(buf, n, "[");
-    for (int d = 0; d < nd && w < n; d++)
-        w += (size_t)snprintf(buf + w, n - w, "%s%lld", d ? ", " : "", (long long)s[d]);
-    if (w < n)
-        snprintf(buf + w, n - w, "]");
 }
 
 /* ---- the config ------------------------------------------------------------------- */
@@ -426,7 +382,7 @@ static int import_optim(pt_file *f, const dhf_pv *osd, int L, const dhf_tensor *
             dhf_shape(v[di], got, &gd) != DHF_OK || gd != nd ||
             memcmp(got, want, sizeof(int64_t) * (size_t)nd)) {
             char ws[96];
-            shape_str(ws, sizeof ws, want, nd);
+            dhf_format_shape(ws, sizeof ws, want, nd);
             return dhf_err_set("%s: optimizer state for %s (parameter %" PRId64 ") does not "
                                "have its shape %s: param_groups not [mixing_weights], "
                                "[bottleneck_layers.parameters()]?", f->path, names[di],
@@ -541,8 +497,8 @@ int dhf_pt_import(const char *pt, const char *out, const char *out_yaml, dhf_pt_
             }
             if (t->type == DHF_PV_TENSOR && !same_shape(t, want, nd)) {
                 char ws[96], gs[96];
-                shape_str(ws, sizeof ws, want, nd);
-                shape_str(gs, sizeof gs, t->size, t->ndim);
+                dhf_format_shape(ws, sizeof ws, want, nd);
+                dhf_format_shape(gs, sizeof gs, t->size, t->ndim);
                 dhf_err_set("%s: aggregation_network: '%s' has shape %s, expected %s (C_l = "
                             "%d, P = %d)", pt, tn, gs, ws, sum->channels[l], P);
                 goto done;
@@ -609,6 +565,18 @@ typedef struct {
     int n, nkeys, nowned;
 } records;
 
+/* `bytes` of `copy` (owned from here on) as storage record data/<n>; its key into key */
+static void add_record(records *r, float *copy, size_t bytes, char *key, size_t key_n)
+{
+    r->owned[r->nowned++] = copy;
+    snprintf(r->keys[r->nkeys], sizeof r->keys[0], "data/%d", r->nkeys);
+    r->names[r->n] = r->keys[r->nkeys];
+    r->data[r->n] = copy;
+    r->sizes[r->n] = bytes;
+    r->n++;
+    snprintf(key, key_n, "%d", r->nkeys++);
+}
+
 /* a float32 tensor of the checkpoint as a storage record and a tree value */
 static dhf_pv *export_tensor(records *r, const dhf_st_file *st, const char *name)
 {
@@ -619,14 +587,8 @@ static dhf_pv *export_tensor(records *r, const dhf_st_file *st, const char *name
     if (!copy)
         return NULL;
     memcpy(copy, t->data, t->nbytes);        /* the mapping may be unaligned */
-    r->owned[r->nowned++] = copy;
-    snprintf(r->keys[r->nkeys], sizeof r->keys[0], "data/%d", r->nkeys);
-    r->names[r->n] = r->keys[r->nkeys];
-    r->data[r->n] = copy;
-    r->sizes[r->n] = t->nbytes;
-    r->n++;
     char key[16];
-    snprintf(key, sizeof key, "%d", r->nkeys++);
+    add_record(r, copy, t->nbytes, key, sizeof key);
     return dhf_pv_tensor(key, DHF_PV_F32, t->shape, t->ndim);
 }
 
@@ -637,14 +599,8 @@ static dhf_pv *export_scalar(records *r, float value)
     if (!copy)
         return NULL;
     *copy = value;
-    r->owned[r->nowned++] = copy;
-    snprintf(r->keys[r->nkeys], sizeof r->keys[0], "data/%d", r->nkeys);
-    r->names[r->n] = r->keys[r->nkeys];
-    r->data[r->n] = copy;
-    r->sizes[r->n] = sizeof *copy;
-    r->n++;
     char key[16];
-    snprintf(key, sizeof key, "%d", r->nkeys++);
+    add_record(r, copy, sizeof *copy, key, sizeof key);
     return dhf_pv_tensor(key, DHF_PV_F32, NULL, 0);
 }
 
