@@ -37,11 +37,22 @@ rm -rf "$OUT/runs/demo"
 "$DHF" train "$CFG"
 CKPT="$OUT/runs/demo/best.safetensors"
 
-step "dhf eval: test split, three descriptor sources"
-declare -A NAMES=([layer4]="SD-Layer-4 (raw)" [concat]="SD-Concat-All (raw)" [hyper]="Diffusion Hyperfeatures")
+step "dhf eval: test split, five descriptor sources (Table 1's pruned rows too)"
+declare -A NAMES=([layer4]="SD-Layer-4 (raw)" [concat]="SD-Concat-All (raw)" [hyper]="Diffusion Hyperfeatures"
+                  [pruned]="SD-Layer-Pruned (raw)" [bneck]="Ours-Pruned")
 "$DHF" eval "$CFG" --split test --provider layer:4 -o "$OUT/eval/layer4" --quiet | tee "$OUT/eval-layer4.txt"
 "$DHF" eval "$CFG" --split test --provider concat -o "$OUT/eval/concat" --quiet | tee "$OUT/eval-concat.txt"
 "$DHF" eval "$CFG" --split test --checkpoint "$CKPT" -o "$OUT/eval/hyper" --quiet | tee "$OUT/eval-hyper.txt"
+"$DHF" eval "$CFG" --split test --provider pruned --checkpoint "$CKPT" -o "$OUT/eval/pruned" --quiet | tee "$OUT/eval-pruned.txt"
+"$DHF" eval "$CFG" --split test --provider bottleneck --checkpoint "$CKPT" -o "$OUT/eval/bneck" --quiet | tee "$OUT/eval-bneck.txt"
+
+step "dhf pck --bootstrap: is Hyperfeatures vs SD-Layer-4 more than noise?"
+"$DHF" pck --predictions "$OUT/eval/hyper/predictions.jsonl" --bootstrap 2000 \
+    --versus "$OUT/eval/layer4/predictions.jsonl" -o "$OUT/eval/bootstrap"
+
+step "dhf export / dhf import: the network in the paper's torch.save layout and back"
+"$DHF" export "$CKPT" -o "$OUT/best.pt"
+"$DHF" import "$OUT/best.pt" -o "$OUT/imported.safetensors"
 
 step "dhf heatmap: mixing weights -> $OUT/mixing.png"
 "$DHF" heatmap "$CKPT" -o "$OUT/mixing.png"
@@ -49,7 +60,7 @@ step "dhf heatmap: mixing weights -> $OUT/mixing.png"
 echo
 echo "PCK@0.1 on the synthetic SPair test split (pooled per keypoint)"
 printf '%-28s %8s %8s\n' "method" "img" "bbox"
-for m in layer4 concat hyper; do
+for m in layer4 concat pruned bneck hyper; do
     # the summary line: "PCK@0.1 img 10.47 bbox 3.69 (pooled per keypoint; ...)"
     read -r img bbox < <(sed -n 's/^PCK@0\.1 img \([0-9.]*\) bbox \([0-9.]*\).*/\1 \2/p' "$OUT/eval-$m.txt") || true
     printf '%-28s %8s %8s\n' "${NAMES[$m]}" "${img:-?}" "${bbox:-?}"
@@ -62,3 +73,5 @@ echo "  $OUT/features.h5      feature cache (dhf cache info $OUT/features.h5)"
 echo "  $OUT/runs/demo/       checkpoints, metrics.jsonl, heatmaps"
 echo "  $OUT/eval/*/          results.json, results.md, predictions.jsonl"
 echo "  $OUT/mixing.png       mixing-weight heatmap (.svg, .csv beside it)"
+echo "  $OUT/best.pt          the network as the paper's code saves it (dhf export)"
+echo "(a tiny random-weight model: the numbers show the pipeline, not the paper)"
