@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh — the whole pipeline on the embedded default (configs/demo.yaml): a
 # synthetic SPair-format benchmark, a tiny generated diffusers-layout model,
-# extraction, training, evaluation of three descriptor sources and the mixing
-# heatmap, into demo/. Called by `make demo` with the dhf binary as $1.
+# extraction, training, evaluation of five descriptor sources, the mixing heatmap,
+# and the paper's Table 1 with two tiny models (dhf table1, configs/demo-table1.yaml),
+# into demo/. Called by `make demo` with the dhf binary as $1.
 set -euo pipefail
 DHF=${1:-build/bin/dhf}
 OUT=demo
@@ -57,6 +58,16 @@ step "dhf export / dhf import: the network in the paper's torch.save layout and 
 step "dhf heatmap: mixing weights -> $OUT/mixing.png"
 "$DHF" heatmap "$CKPT" -o "$OUT/mixing.png"
 
+step "dhf init-model: tiny SD-2.1-structured model -> $OUT/model-sd21"
+if [ ! -f "$OUT/model-sd21/model_index.json" ]; then
+    "$DHF" init-model --preset tiny-sd21 --seed 0 -o "$OUT/model-sd21"
+else
+    echo "(exists)"
+fi
+
+step "dhf table1: the paper's Table 1 from configs/demo-table1.yaml (a re-run redoes nothing)"
+"$DHF" table1 configs/demo-table1.yaml --quiet
+
 echo
 echo "PCK@0.1 on the synthetic SPair test split (pooled per keypoint)"
 printf '%-28s %8s %8s\n' "method" "img" "bbox"
@@ -74,4 +85,5 @@ echo "  $OUT/runs/demo/       checkpoints, metrics.jsonl, heatmaps"
 echo "  $OUT/eval/*/          results.json, results.md, predictions.jsonl"
 echo "  $OUT/mixing.png       mixing-weight heatmap (.svg, .csv beside it)"
 echo "  $OUT/best.pt          the network as the paper's code saves it (dhf export)"
+echo "  $OUT/table1/          dhf table1: table1.md, table1.json, per_category/, heatmaps/"
 echo "(a tiny random-weight model: the numbers show the pipeline, not the paper)"

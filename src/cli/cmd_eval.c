@@ -1,39 +1,17 @@
-/* cmd_eval.c — `dhf eval`: descriptors from a provider over a pair set, keypoint
- * transfer, PCK, and the reports (predictions.jsonl, results.json, results.md).
- * Providers are a table below: adding one (layer:N, concat, a checkpoint) is one
- * entry with its factory. */
+/* cmd_eval.c — `dhf eval`: the command line over experiment/eval_command.h
+ * (descriptors from a provider over a pair set, keypoint transfer, PCK, and the
+ * reports: predictions.jsonl, results.json, results.md). */
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fsutil.h"
-#include "eval/dataset.h"
-#include "eval/evaluate.h"
-#include "eval/provider_image.h"
-#include "cache/provider_cache.h"
-#include "train/hyperfeature_provider.h"
+#include "experiment/eval_command.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-typedef struct {
-    const char *name;            /* before the ':' of --provider */
-    dhf_provider_open_fn open;
-    const char *help;
-} provider_entry;
-
-static const provider_entry providers[] = {
-    {"image", dhf_provider_image_open,
-     "descriptors from pixels: standardised colour + position (image, image:patch); no model"},
-    {"layer", dhf_provider_layer_open, "raw cached diffusion features of one layer: layer:N[@LABEL] (SD-Layer-4 = layer:4)"},
-    {"concat", dhf_provider_concat_open, "all cached layers of one step resized + concatenated: concat[:@LABEL] (SD-Concat-All)"},
-    {"hyperfeatures", dhf_provider_hyperfeatures_open, "a trained aggregation network over the cached features: --checkpoint CKPT"},
-    {"pruned", dhf_provider_pruned_open, "SD-Layer-Pruned: the raw map with the checkpoint's largest mixing weight: --checkpoint CKPT"},
-    {"bottleneck", dhf_provider_bottleneck_open, "Ours-Pruned: the checkpoint's bottleneck on one map, bottleneck[:L@LABEL] (default: the largest mixing weight): --checkpoint CKPT"},
-    {NULL, NULL, NULL},
-};
 
 static void usage(FILE *f)
 {
@@ -66,8 +44,7 @@ static void usage(FILE *f)
             "  --quiet                 no progress bar\n"
             "  --threads N             threads (default: all cores)\n\n"
             "Providers:\n");
-    for (const provider_entry *p = providers; p->name; p++)
-        fprintf(f, "  %-10s %s\n", p->name, p->help);
+    dhf_eval_providers_help(f);
 }
 
 /* Options without a value. */
@@ -182,55 +159,9 @@ int dhf_cmd_eval(int argc, char **argv)
     if (dhf_cli_apply_threads(threads >= 0 ? threads : cfg.threads) != 0)
         return dhf_cli_fail("eval");
 
-    /* Split: SPair trn|val|test; CUB train|test (the config's "trn" means train). */
-    bool cub = strcmp(cfg.dataset, "cub") == 0;
-    const char *split = split_opt ? split_opt : cfg.split;
-    if (cub && strcmp(split, "trn") == 0)
-        split = "train";
-    if (cub ? !(strcmp(split, "train") == 0 || strcmp(split, "test") == 0)
-            : !(strcmp(split, "trn") == 0 || strcmp(split, "val") == 0 || strcmp(split, "test") == 0))
-        return dhf_cli_usage_error("eval", "--split: expected %s for %s, got '%s'", cub ? "train|test" : "trn|val|test",
-                                   cfg.dataset, split);
-
-    /* Evaluation options from the configuration. */
-    dhf_eval_opts opts;
-    dhf_eval_opts_default(&opts);
-    opts.match.load_size = cfg.load_resolution;
-    if (dhf_resize_policy_parse(cfg.resize, &opts.match.resize) != 0 ||
-        dhf_matcher_parse(cfg.matcher, &opts.match.matcher) != 0)
-        return dhf_cli_fail("eval");
-    opts.match.temperature = cfg.softmax_temperature;
-    opts.match.window_radius = cfg.window_radius;
-    if (cfg.alphas.n > DHF_PCK_MAX_ALPHAS)
-        return dhf_cli_usage_error("eval", "eval.alphas: at most %d values", DHF_PCK_MAX_ALPHAS);
-    opts.n_alphas = cfg.alphas.n;
-    memcpy(opts.alphas, cfg.alphas.v, (size_t)cfg.alphas.n * sizeof(double));
-    if (dhf_pck_check_alphas(opts.alphas, opts.n_alphas) != 0)
+    const char *split = dhf_eval_split(&cfg, split_opt);
+    if (!split)
         return dhf_cli_usage_error("eval", "%s", dhf_err_msg());
-    opts.dump_predictions = dump && cfg.dump_predictions;
-    opts.progress = !quiet;
-    opts.match.mutual = mutual;
-
-    /* Provider: "name[:arg]" looked up in the table. */
-    char pname[64];
-    /* --checkpoint alone means the trained network; nothing at all, the image baseline. */
-    if (!provider_spec)
-        provider_spec = checkpoint ? "hyperfeatures" : "image";
-    const char *colon = strchr(provider_spec, ':');
-    size_t plen = colon ? (size_t)(colon - provider_spec) : strlen(provider_spec);
-    if (plen == 0 || plen >= sizeof pname)
-        return dhf_cli_usage_error("eval", "--provider: expected NAME[:ARG], got '%s'", provider_spec);
-    memcpy(pname, provider_spec, plen);
-    pname[plen] = '\0';
-    const provider_entry *pe = providers;
-    while (pe->name && strcmp(pe->name, pname) != 0)
-        pe++;
-    if (!pe->name) {
-        char known[256] = "";
-        for (const provider_entry *p = providers; p->name; p++)
-            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "", p->name);
-        return dhf_cli_usage_error("eval", "--provider: unknown provider '%s' (known: %s)", pname, known);
-    }
 
     /* Output folder. */
     char out_buf[4096];
@@ -247,48 +178,17 @@ int dhf_cmd_eval(int argc, char **argv)
             return dhf_cli_fail("eval");
         out_dir = out_buf;
     }
-    opts.out_dir = out_dir;
-
-    /* Data. */
-    dhf_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    dhf_dataset_spec spec = {.dataset = cfg.dataset, .root = cfg.data_root, .split = split,
-                             .pair_list = cfg.test_path[0] ? cfg.test_path : NULL,
-                             .pairs_per_category = cfg.pairs_per_category, .seed = (uint64_t)cfg.subset_seed};
-    if (dhf_dataset_open(&spec, &ds) != 0 || dhf_dataset_resolve_images(&ds) != 0) {
-        dhf_dataset_free(&ds);
+    dhf_eval_request rq = {.provider = provider_spec, .checkpoint = checkpoint, .split = split,
+                           .out_dir = out_dir, .dump_predictions = dump, .mutual = mutual,
+                           .progress = !quiet};
+    dhf_eval_result res;
+    char label[512];
+    int rc = dhf_eval_command(&cfg, &rq, &res, label, sizeof label);
+    if (rc == DHF_EVAL_BAD_REQUEST)
+        return dhf_cli_usage_error("eval", "%s", dhf_err_msg());
+    if (rc != 0)
         return dhf_cli_fail("eval");
-    }
-
-    dhf_provider prov;
-    dhf_provider_args pargs = {.arg = colon ? colon + 1 : NULL, .checkpoint = checkpoint, .cfg = &cfg};
-    if (pe->open(&pargs, &prov) != 0) {
-        dhf_dataset_free(&ds);
-        return dhf_cli_fail("eval");
-    }
-
-    /* The resolved configuration goes next to the results and into the protocol. */
-    int rc = DHF_EXIT_OK;
-    cJSON *extra = cJSON_CreateObject();
-    char *cfg_json = dhf_config_to_json(&cfg);
-    if (extra && cfg_json)
-        cJSON_AddItemToObject(extra, "config", cJSON_Parse(cfg_json));
-    free(cfg_json);
-    opts.extra_protocol = extra;
-    if (dhf_mkdir_p(out_dir) != 0 || dhf_config_write_resolved(&cfg, out_dir) != 0) {
-        rc = dhf_cli_fail("eval");
-    } else {
-        dhf_eval_result res;
-        if (dhf_eval_run(&ds, &prov, &opts, &res) != 0) {
-            rc = dhf_cli_fail("eval");
-        } else {
-            printf("%s  [%s %s, %s, %s] -> %s/results.json\n", res.summary, ds.name, ds.split, ds.subset.name,
-                   prov.name, out_dir);
-            dhf_eval_result_free(&res);
-        }
-    }
-    cJSON_Delete(extra);
-    dhf_provider_close(&prov);
-    dhf_dataset_free(&ds);
-    return rc;
+    printf("%s  [%s] -> %s/results.json\n", res.summary, label, out_dir);
+    dhf_eval_result_free(&res);
+    return DHF_EXIT_OK;
 }

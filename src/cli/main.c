@@ -19,6 +19,7 @@ const dhf_command dhf_commands[] = {
     {"train", dhf_cmd_train, "train the aggregation network on cached features (resumable)"},
     {"import", dhf_cmd_import, "the paper's torch.save aggregation network as a dhf checkpoint + config"},
     {"export", dhf_cmd_export, "a dhf checkpoint as a torch.save file in the paper's layout"},
+    {"table1", dhf_cmd_table1, "the paper's Table 1 from one YAML: a resumable plan of extract/train/eval"},
     {NULL, NULL, NULL},
 };
 

@@ -29,6 +29,7 @@
 #define S_TRAIN "Aggregation network and training"
 #define S_DATA "Data"
 #define S_EVAL "Evaluation"
+#define S_TABLE1 "Table 1 (dhf table1)"
 
 #define FIELD(f) .offset = offsetof(dhf_config, f), .size = sizeof(((dhf_config *)0)->f)
 #define ROW(p, t, f, d, lo, hi, excl, ch, sec, txt)                                  \
@@ -201,6 +202,36 @@ const dhf_cfg_key dhf_config_keys[] = {
           "Window radius, in pixels of the load_resolution similarity map, of window_soft_argmax."),
     K_BOOL("eval.dump_predictions", dump_predictions, "true", S_EVAL,
            "Write every predicted keypoint next to the evaluation report."),
+
+    /* ---- dhf table1 ---- */
+    K_STR("table1.model_sd21", t1_model_sd21, "\"\"", S_TABLE1,
+          "Diffusers folder of SD-2.1-base for the Ours-SDv2-1 row (model_id is the SD-1.5 "
+          "model of every other row); \"\" = that row is not run."),
+    K_STR("table1.cub_root", t1_cub_root, "data/CUB_200_2011", S_TABLE1,
+          "CUB-200-2011 folder for the CUB column (the SPair-trained networks, no CUB "
+          "training); \"\" = no CUB column."),
+    K_INT("table1.cub_pairs_per_category", t1_cub_pairs_per_category, "10", 0, INFINITY,
+          S_TABLE1,
+          "CUB test pairs drawn per class (seed subset_seed); 0 = every candidate pair. A "
+          "dhf default (about 2,000 pairs), not the paper's CUB pair selection, which dhf "
+          "does not reproduce: set it to your protocol."),
+    K_STR("table1.test_pairs", t1_test_pairs,
+          "data/dhf-annotations/spair_71k_test-360.json", S_TABLE1,
+          "SPair-71k pairs every row is evaluated on: the paper's 360-pair test subset, "
+          "another pair list, or full (all test pairs, thinned by pairs_per_category)."),
+    K_STR("table1.out_dir", t1_out_dir, "\"\"", S_TABLE1,
+          "Output folder of dhf table1 (caches, runs, evaluations, table1.md/json); \"\" = "
+          "<output_dir>/table1."),
+    K_ENUM("table1.checkpoint", t1_checkpoint, "best", "best|last", S_TABLE1,
+           "Which checkpoint of each trained network is evaluated: best (by "
+           "checkpoint_metric on the val pairs) or last."),
+    K_INT("table1.bootstrap", t1_bootstrap, "2000", 1, 1000000, S_TABLE1,
+          "Pair resamples of every 95% bootstrap interval (each PCK and each relation)."),
+    K_INT64("table1.bootstrap_seed", t1_bootstrap_seed, "0", S_TABLE1,
+            "Seed of the bootstrap resamples."),
+    K_DBL("table1.approx_points", t1_approx_points, "3", 0, 100, S_TABLE1,
+          "A stated relation \"difference ≈ d\" holds on this run when the difference is "
+          "within this many PCK points of d (\"comparable\" is ≈ 0)."),
     { .path = NULL },
 };
 

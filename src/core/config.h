@@ -82,6 +82,17 @@ typedef struct {
     double softmax_temperature;
     int window_radius;
     bool dump_predictions;
+
+    /* ---- dhf table1 (the paper's Table 1 from one file) ---- */
+    char t1_model_sd21[DHF_CFG_STR];   /* SD-2.1-base folder ("" = row not run) */
+    char t1_cub_root[DHF_CFG_STR];     /* CUB-200-2011 folder ("" = no CUB column) */
+    int t1_cub_pairs_per_category;     /* CUB test pairs drawn per class */
+    char t1_test_pairs[DHF_CFG_STR];   /* SPair test pair list, or "full" */
+    char t1_out_dir[DHF_CFG_STR];      /* "" = <output_dir>/table1 */
+    char t1_checkpoint[8];             /* "best" | "last" */
+    int t1_bootstrap;                  /* resamples of every interval */
+    int64_t t1_bootstrap_seed;
+    double t1_approx_points;           /* tolerance of the paper's "≈ d" relations */
 } dhf_config;
 
 typedef enum {

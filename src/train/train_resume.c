@@ -20,7 +20,7 @@ static const char *const resumable_keys[] = {
 
 static bool resumable(const char *path)
 {
-    if (strncmp(path, "eval.", 5) == 0)
+    if (strncmp(path, "eval.", 5) == 0 || strncmp(path, "table1.", 7) == 0)
         return true;
     for (int i = 0; resumable_keys[i]; i++)
         if (strcmp(path, resumable_keys[i]) == 0)
@@ -146,7 +146,7 @@ int dhf_train_resume_config(const char *run_dir, const char *const *files, int n
                            "continues with its own settings (only hardware, paths, logging "
                            "and validation keys may change: threads, device, "
                            "val_every_n_steps, checkpoint_every_n_steps, max_epochs, "
-                           "pck_threshold, cache_path, data_root, model_id, eval.*)",
+                           "pck_threshold, cache_path, data_root, model_id, eval.*, table1.*)",
                            run_dir, k->path, a, b);
     }
     /* the folder is the run: its name and parent win over any setting */

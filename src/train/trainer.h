@@ -66,7 +66,7 @@ int dhf_train_run_dir(const dhf_config *cfg, const char *config_path, char *run_
  * ("key=value") applied in order, then compared with the run's: only keys that
  * cannot change the trained weights may differ (threads, device, val_every_n_steps,
  * checkpoint_every_n_steps, max_epochs, pck_threshold, cache_path, data_root,
- * model_id, eval.*); any other difference is an error naming the key and both values.
+ * model_id, eval.*, table1.*); any other difference is an error naming the key and both values.
  * run_name and output_dir always come from the folder. */
 int dhf_train_resume_config(const char *run_dir, const char *const *files, int n_files,
                             const char *const *sets, int n_sets, dhf_config *out);

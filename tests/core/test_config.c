@@ -729,6 +729,15 @@ static void fill_unusual(dhf_config *c)
     c->softmax_temperature = 1e-5;
     c->window_radius = 0;
     c->dump_predictions = false;
+    strcpy(c->t1_model_sd21, "models/sd-2-1 base");
+    strcpy(c->t1_cub_root, "");
+    c->t1_cub_pairs_per_category = 0;
+    strcpy(c->t1_test_pairs, "full");
+    strcpy(c->t1_out_dir, "out: table");
+    strcpy(c->t1_checkpoint, "last");
+    c->t1_bootstrap = 1;
+    c->t1_bootstrap_seed = -5;
+    c->t1_approx_points = 0.5;
 }
 
 static void test_round_trip_write_then_load(void **state)
