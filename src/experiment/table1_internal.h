@@ -52,6 +52,9 @@ extern const char *const t1_dataset_names[T1_NDATASETS]; /* "spair", "cub" */
 
 const t1_row *t1_find_row(const char *id);
 const t1_network *t1_find_network(const char *id);
+/* Whether a relation holds for a difference a − b of diff points: "≈ d" within
+ * approx_points of d, "≥ d" at least d, "> d" above d. */
+bool t1_relation_holds(const t1_relation *rel, double diff, double approx_points);
 /* Why a row cannot be made from this configuration, or NULL. */
 const char *t1_row_unavailable(const dhf_config *c, const t1_row *r);
 
@@ -82,6 +85,14 @@ typedef struct {
     int n, cap;
     bool row_selected[32];
 } t1_plan;
+
+/* The stages the rows of `rows` ("a,b"; NULL = all) need, ordered extract -> train ->
+ * eval, each with its state. Returns 0, -1, or -2 for an unknown row id. Free with
+ * t1_plan_free (also after a failure). */
+int t1_plan_build(t1_plan *p, const dhf_config *cfg, const char *rows);
+void t1_plan_free(t1_plan *p);
+/* Recomputes a stage's recipe and state from its record and output. */
+int t1_stage_refresh(const t1_plan *p, t1_stage *s);
 
 /* The evaluation stage of a row on a dataset, or NULL when not planned. */
 const t1_stage *t1_plan_eval(const t1_plan *p, const t1_row *row, int dataset);

@@ -185,7 +185,7 @@ static int stage_recipe(t1_stage *s)
 }
 
 /* Whether the stage is done, resumable, stale or to do, from its record and output. */
-static int refresh_state(const t1_plan *p, t1_stage *s)
+int t1_stage_refresh(const t1_plan *p, t1_stage *s)
 {
     s->recipe[0] = '\0';
     if (s->kind == T1_EVAL && s->network_stage >= 0 &&
@@ -526,7 +526,7 @@ static int run_stage(const t1_plan *p, t1_stage *s, const dhf_table1_options *o)
     return 0;
 }
 
-static int build_plan(t1_plan *p, const dhf_config *cfg, const char *rows)
+int t1_plan_build(t1_plan *p, const dhf_config *cfg, const char *rows)
 {
     memset(p, 0, sizeof *p);
     p->base = cfg;
@@ -572,7 +572,7 @@ static int build_plan(t1_plan *p, const dhf_config *cfg, const char *rows)
     free(sorted);
     free(where);
     for (int j = 0; j < p->n; j++)
-        if (refresh_state(p, &p->stages[j]) != 0)
+        if (t1_stage_refresh(p, &p->stages[j]) != 0)
             return -1;
     return 0;
 }
@@ -592,6 +592,13 @@ static void print_plan(const t1_plan *p, const dhf_config *cfg)
     }
     if (!cfg->t1_cub_root[0])
         printf("  [n/a   ] %-58s table1.cub_root is not set\n", "the CUB column");
+}
+
+void t1_plan_free(t1_plan *p)
+{
+    free(p->stages);
+    p->stages = NULL;
+    p->n = p->cap = 0;
 }
 
 /* The inputs the plan reads, checked before hours of work start: the first missing
@@ -636,9 +643,9 @@ int dhf_table1_run(const dhf_config *cfg, const dhf_table1_options *o, dhf_table
 {
     memset(sum, 0, sizeof *sum);
     t1_plan p;
-    int rc = build_plan(&p, cfg, o->rows);
+    int rc = t1_plan_build(&p, cfg, o->rows);
     if (rc != 0) {
-        free(p.stages);
+        t1_plan_free(&p);
         return rc;
     }
     snprintf(sum->out_dir, sizeof sum->out_dir, "%s", p.out_dir);
@@ -647,19 +654,19 @@ int dhf_table1_run(const dhf_config *cfg, const dhf_table1_options *o, dhf_table
         sum->done_before += p.stages[i].state == T1_DONE;
     print_plan(&p, cfg);
     if (sum->done_before < p.n && preflight(&p, cfg, o->dry_run) != 0) {
-        free(p.stages);
+        t1_plan_free(&p);
         return -1;
     }
     fflush(stdout);
     if (o->dry_run) {
-        free(p.stages);
+        t1_plan_free(&p);
         return 0;
     }
     rc = 0;
     for (int i = 0; i < p.n && rc == 0; i++) {
         t1_stage *s = &p.stages[i];
         /* an evaluation's checkpoint may have been (re)made above */
-        if (s->kind == T1_EVAL && (rc = refresh_state(&p, s)) != 0)
+        if (s->kind == T1_EVAL && (rc = t1_stage_refresh(&p, s)) != 0)
             break;
         if (s->state == T1_DONE)
             continue;
@@ -670,6 +677,6 @@ int dhf_table1_run(const dhf_config *cfg, const dhf_table1_options *o, dhf_table
     }
     if (rc == 0)
         rc = t1_report(&p);
-    free(p.stages);
+    t1_plan_free(&p);
     return rc;
 }

@@ -132,18 +132,7 @@ static void judge(const report *R, const t1_relation *rel, t1_judgement *j)
         return;
     }
     j->judged = true;
-    double d = 100.0 * j->ci.estimate;
-    switch (rel->kind) {
-    case T1_REL_APPROX:
-        j->holds = fabs(d - rel->points) <= c->t1_approx_points;
-        break;
-    case T1_REL_AT_LEAST:
-        j->holds = d >= rel->points;
-        break;
-    case T1_REL_ABOVE:
-        j->holds = d > rel->points;
-        break;
-    }
+    j->holds = t1_relation_holds(rel, 100.0 * j->ci.estimate, c->t1_approx_points);
     /* for "≈ d": is the paper's d a plausible value of this run's difference? */
     j->paper_inside = rel->kind == T1_REL_APPROX && 100.0 * j->ci.lo <= rel->points &&
                       rel->points <= 100.0 * j->ci.hi;
@@ -247,6 +236,16 @@ static void fmt_paper(double v, char *out, size_t n)
         snprintf(out, n, "%.2f", v);
 }
 
+/* "12 × S" with S the configured number of saved steps */
+static void row_shape(const dhf_config *c, const t1_row *r, char *out, size_t n)
+{
+    const char *S = strchr(r->shape, 'S');
+    if (S)
+        snprintf(out, n, "%.*s%d", (int)(S - r->shape), r->shape, c->save_timestep.n);
+    else
+        snprintf(out, n, "%s", r->shape);
+}
+
 static const char *rel_symbol(t1_rel_kind k)
 {
     return k == T1_REL_APPROX ? "≈" : k == T1_REL_AT_LEAST ? "≥" : ">";
@@ -273,13 +272,24 @@ static void write_md(const report *R, const t1_pruned *pm, const t1_judgement *j
     fprintf(f, "PCK@0.1 pooled per keypoint, in points; brackets: 95%% bootstrap interval over "
                "pairs (%d resamples, seed %lld). ",
             c->t1_bootstrap, (long long)c->t1_bootstrap_seed);
-    if (any)
-        fprintf(f, "SPair-71k test: %d pairs, %zu keypoints (pair list: %s). ", any->pred.n_pairs,
-                any->pred.n_kps, c->t1_test_pairs);
+    if (any) {
+        fprintf(f, "SPair-71k test: %d pairs, %zu keypoints (", any->pred.n_pairs, any->pred.n_kps);
+        if (strcmp(c->t1_test_pairs, "full") != 0)
+            fprintf(f, "pair list %s", c->t1_test_pairs);
+        else if (c->pairs_per_category > 0)
+            fprintf(f, "%d per category of the test split", c->pairs_per_category);
+        else
+            fprintf(f, "the whole test split");
+        fprintf(f, "). ");
+    }
     for (int i = 0; i < R->n_rows; i++)
         if (R->res[i][T1_CUB].have) {
-            fprintf(f, "CUB-200-2011 test: %d pairs (%d per class).", R->res[i][T1_CUB].pred.n_pairs,
-                    c->t1_cub_pairs_per_category);
+            fprintf(f, "CUB-200-2011 test: %d pairs, %zu keypoints (", R->res[i][T1_CUB].pred.n_pairs,
+                    R->res[i][T1_CUB].pred.n_kps);
+            if (c->t1_cub_pairs_per_category > 0)
+                fprintf(f, "%d per class).", c->t1_cub_pairs_per_category);
+            else
+                fprintf(f, "every pair).");
             break;
         }
     fprintf(f, "\n\n| row | layers × steps | SPair img | SPair bbox | CUB img | paper SPair img / "
@@ -298,15 +308,17 @@ static void write_md(const report *R, const t1_pruned *pm, const t1_judgement *j
         if (!isnan(r->paper[0]))
             snprintf(paper_all, sizeof paper_all, "%s / %s / %s", paper[0], paper[1],
                      paper[2][0] ? paper[2] : "–");
-        fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r->name, r->shape, cells[0],
+        char shape[32];
+        row_shape(c, r, shape, sizeof shape);
+        fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r->name, shape, cells[0],
                 cells[1], cells[2], paper_all, delta, row_note(R, r, i));
     }
     fprintf(f, "\n## The paper's stated relations, on this run (SPair PCK@0.1 img)\n\n"
                "\"≈ d\" holds when the difference is within %g points of d "
                "(table1.approx_points). The interval is a paired bootstrap: each resample "
                "draws the same pairs for both rows.\n\n"
-               "| relation | paper | this run [95%% interval] | resamples ≤ 0 | holds | paper's d "
-               "inside the interval |\n|---|---|---|---|---|---|\n",
+               "| relation | paper | this run: difference [95%% interval] | resamples ≤ 0 | holds | "
+               "paper's d inside the interval |\n|---|---|---|---|---|---|\n",
             c->t1_approx_points);
     int k = 0;
     for (const t1_relation *rel = t1_relations; rel->a; rel++, k++) {
@@ -371,7 +383,9 @@ static cJSON *build_json(const report *R, const t1_pruned *pm, const t1_judgemen
         cJSON_AddItemToArray(rows, o);
         cJSON_AddStringToObject(o, "id", r->id);
         cJSON_AddStringToObject(o, "name", r->name);
-        cJSON_AddStringToObject(o, "layers_x_steps", r->shape);
+        char shape[32];
+        row_shape(c, r, shape, sizeof shape);
+        cJSON_AddStringToObject(o, "layers_x_steps", shape);
         if (r->provider)
             cJSON_AddStringToObject(o, "provider", r->provider);
         if (r->network)

@@ -44,8 +44,8 @@ const t1_relation t1_relations[] = {
     {"ours", "ours-one-step", T1_REL_AT_LEAST, 5, "Ours − Ours-One-Step ≥ 5"},
     {"ours-pruned", "sd-layer-pruned", T1_REL_APPROX, 6, "Ours-Pruned − SD-Layer-Pruned ≈ +6"},
     {"ours", "ours-pruned", T1_REL_APPROX, 9, "Ours − Ours-Pruned ≈ 9"},
-    {"sd-layer-pruned", "sd-layer-4", T1_REL_APPROX, 0, "SD-Layer-Pruned comparable to SD-Layer-4"},
-    {"sd-layer-4", "sd-concat-all", T1_REL_ABOVE, 0, "SD-Concat-All below SD-Layer-4"},
+    {"sd-layer-pruned", "sd-layer-4", T1_REL_APPROX, 0, "SD-Layer-Pruned − SD-Layer-4 ≈ 0 (comparable)"},
+    {"sd-layer-4", "sd-concat-all", T1_REL_ABOVE, 0, "SD-Layer-4 − SD-Concat-All > 0 (Concat-All below)"},
     {NULL, NULL, 0, 0, NULL},
 };
 
@@ -72,4 +72,17 @@ const char *t1_row_unavailable(const dhf_config *c, const t1_row *r)
     if (r->model == T1_SD21 && !c->t1_model_sd21[0])
         return "table1.model_sd21 is not set";
     return NULL;
+}
+
+bool t1_relation_holds(const t1_relation *rel, double diff, double approx_points)
+{
+    switch (rel->kind) {
+    case T1_REL_APPROX:
+        return fabs(diff - rel->points) <= approx_points;
+    case T1_REL_AT_LEAST:
+        return diff >= rel->points;
+    case T1_REL_ABOVE:
+        return diff > rel->points;
+    }
+    return false;
 }

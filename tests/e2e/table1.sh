@@ -130,7 +130,7 @@ assert rows["sd-layer-4"]["results"]["spair"]["protocol"]["descriptor_source"]["
 assert rows["ours"]["results"]["spair"]["protocol"]["descriptor_source"]["save_timestep"] == [2, 1, 0]
 assert d["pruned_map"]["heatmap_csv_argmax"]["agrees"] is True
 EOF
-grep -q "| Ours (SD-1.5) | 12 × S | .* | 72.56 / 64.61 / 82.29 |" "$T/table1.md" || fail "table1.md Ours row"
+grep -q "| Ours (SD-1.5) | 12 × 3 | .* | 72.56 / 64.61 / 82.29 |" "$T/table1.md" || fail "table1.md Ours row"
 
 # 6. a second run finds everything done
 "$DHF" table1 t1.yaml >b.log 2>&1 || fail "second run: $(tail -3 b.log)"
