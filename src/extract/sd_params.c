@@ -54,9 +54,12 @@ int dhf_params_open_file(dhf_params *p, const char *path, dhf_tensor_list *dst)
     p->mode = DHF_PARAMS_FILE;
     snprintf(p->path, sizeof p->path, "%s", path);
     p->dst = dst;
-    /* PyTorch .bin weights become an in-memory safetensors file: one loading path */
+    /* PyTorch torch.save weights (.bin, .pth, .pt) become an in-memory safetensors
+     * file: one loading path */
     const size_t len = strlen(path);
-    const bool bin = len > 4 && strcmp(path + len - 4, ".bin") == 0;
+    const bool bin = (len > 4 && strcmp(path + len - 4, ".bin") == 0) ||
+                     (len > 4 && strcmp(path + len - 4, ".pth") == 0) ||
+                     (len > 3 && strcmp(path + len - 3, ".pt") == 0);
     if ((bin ? dhf_pt_weights_open(path, &p->st) : dhf_st_open(path, &p->st)) != 0)
         return -1;
     int n = dhf_st_count(p->st);
