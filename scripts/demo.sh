@@ -65,6 +65,15 @@ else
     echo "(exists)"
 fi
 
+step "dhf init-model: tiny random DINO and DINOv2 ViTs -> $OUT/dino, $OUT/dinov2"
+for m in dino dinov2; do
+    if [ ! -f "$OUT/$m/config.json" ]; then
+        "$DHF" init-model --preset tiny-$m --seed 0 -o "$OUT/$m"
+    else
+        echo "(exists: $OUT/$m)"
+    fi
+done
+
 step "dhf table1: the paper's Table 1 from configs/demo-table1.yaml (a re-run redoes nothing)"
 "$DHF" table1 configs/demo-table1.yaml --quiet
 

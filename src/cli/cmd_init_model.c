@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "extract/init_model.h"
 #include "extract/sd_model.h"
+#include "extract/vit_provider.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,11 @@ static void usage(FILE *f)
             "                              head counts, exact-GELU CLIP, pad token \"!\")\n"
             "                  sd15-shapes real SD 1.5 sizes (3.4 GB UNet in float32)\n"
             "                  sd21-shapes real SD 2.1-base sizes\n"
+            "                  tiny-dino   a DINO ViT (patch 8, 10 blocks, C 48): config.json +\n"
+            "                              model.safetensors, for dhf eval --provider dino:DIR\n"
+            "                  tiny-dinov2 a DINOv2 ViT (patch 14, 12 blocks, C 48, LayerScale)\n"
+            "                  dino_vits8, dinov2_vits14, dinov2_vitb14, ...: the real ViT\n"
+            "                              sizes with random weights\n"
             "  -o, --output DIR  the model folder to create\n"
             "  --seed N        random seed (default 0); same seed, same bytes\n"
             "  --dtype D       float32 (default), float16 or bfloat16 weight files\n"
@@ -87,6 +93,29 @@ int dhf_cmd_init_model(int argc, char **argv)
         return dhf_cli_fail(cmd);
 
     int64_t n_params = 0;
+    dhf_vit_config vc;
+    if (dhf_vit_preset(o.preset, &vc) == 0) {
+        /* a ViT baseline's folder: config.json + model.safetensors */
+        if (dhf_vit_init_write(out, o.preset, o.seed, o.dtype, o.force, &n_params) != 0)
+            return dhf_cli_fail(cmd);
+        printf("wrote %s: ViT preset %s, seed %llu, %lld parameters\n", out, o.preset,
+               (unsigned long long)o.seed, (long long)n_params);
+        if (verify) {
+            char w[4200];
+            dhf_vit *v = NULL;
+            snprintf(w, sizeof w, "%s/model.safetensors", out);
+            if (dhf_vit_load(&vc, w, &v) != 0) {
+                dhf_err_wrap("written model does not load back");
+                return dhf_cli_fail(cmd);
+            }
+            printf("verified: %s loads (%s, %d blocks, C %d, %d heads)\n", out,
+                   vc.family == DHF_VIT_DINO ? "DINO" : "DINOv2", vc.depth, vc.embed_dim,
+                   vc.num_heads);
+            dhf_vit_free(v);
+        }
+        return DHF_EXIT_OK;
+    }
+    dhf_err_clear();
     if (dhf_init_model_write(out, &o, &n_params) != 0)
         return dhf_cli_fail(cmd);
     printf("wrote %s: preset %s, seed %llu, %lld parameters\n", out, o.preset,

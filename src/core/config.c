@@ -29,6 +29,7 @@
 #define S_TRAIN "Aggregation network and training"
 #define S_DATA "Data"
 #define S_EVAL "Evaluation"
+#define S_VIT "ViT baselines (dhf eval --provider dino | dinov2)"
 #define S_TABLE1 "Table 1 (dhf table1)"
 
 #define FIELD(f) .offset = offsetof(dhf_config, f), .size = sizeof(((dhf_config *)0)->f)
@@ -202,6 +203,39 @@ const dhf_cfg_key dhf_config_keys[] = {
           "Window radius, in pixels of the load_resolution similarity map, of window_soft_argmax."),
     K_BOOL("eval.dump_predictions", dump_predictions, "true", S_EVAL,
            "Write every predicted keypoint next to the evaluation report."),
+
+    /* ---- ViT baselines ---- */
+    K_STR("vit.dino_model", vit_dino_model, "dino_vits8", S_VIT,
+          "DINO architecture: a preset (dino_vits8, dino_vitb8, dino_vits16, dino_vitb16, "
+          "tiny-dino) or a folder with config.json and model.safetensors / model.pth. The "
+          "paper's DINO row: dino_vits8."),
+    K_STR("vit.dino_weights", vit_dino_weights, "\"\"", S_VIT,
+          "DINO weights: the official dino_deitsmall8_pretrain.pth (a plain state dict) or a "
+          ".safetensors copy; \"\" = the model folder's own file."),
+    K_INT("vit.dino_layer", vit_dino_layer, "9", 0, 1000, S_VIT,
+          "Block whose attention keys are the DINO descriptors, 0-based as Amir et al.'s "
+          "extractor counts (9: the paper's \"layer 9 key features\")."),
+    K_INT("vit.dino_stride", vit_dino_stride, "4", 1, 64, S_VIT,
+          "Patch-convolution stride of DINO (Amir et al.: 4 for dino_vits8; 8 is the "
+          "native stride)."),
+    K_INT("vit.dino_load_size", vit_dino_load_size, "224", 8, 4096, S_VIT,
+          "Shorter image side for DINO (Pillow LANCZOS; Amir et al.: 224)."),
+    K_STR("vit.dinov2_model", vit_dinov2_model, "dinov2_vitb14", S_VIT,
+          "DINOv2 architecture: a preset (dinov2_vits14, dinov2_vitb14, dinov2_vitl14, "
+          "tiny-dinov2) or a folder with config.json and weights. sd-dino and GeoAware-SC "
+          "use dinov2_vitb14."),
+    K_STR("vit.dinov2_weights", vit_dinov2_weights, "\"\"", S_VIT,
+          "DINOv2 weights: the official dinov2_vitb14_pretrain.pth (or the model's) or a "
+          ".safetensors copy; \"\" = the model folder's own file."),
+    K_INT("vit.dinov2_layer", vit_dinov2_layer, "11", 0, 1000, S_VIT,
+          "Block whose output tokens are the DINOv2 descriptors, 0-based (11: the paper's "
+          "\"layer 11 token features\")."),
+    K_INT("vit.dinov2_load_size", vit_dinov2_load_size, "840", 14, 4096, S_VIT,
+          "Shorter image side for DINOv2 (Pillow LANCZOS, then a second LANCZOS resize to "
+          "multiples of 14). sd-dino and GeoAware-SC evaluate at 840."),
+    K_BOOL("vit.dinov2_final_norm", vit_dinov2_final_norm, "false", S_VIT,
+           "Pass the DINOv2 tokens through the final LayerNorm (get_intermediate_layers' "
+           "default; not what sd-dino / GeoAware-SC use)."),
 
     /* ---- dhf table1 ---- */
     K_STR("table1.model_sd21", t1_model_sd21, "\"\"", S_TABLE1,

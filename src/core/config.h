@@ -83,6 +83,18 @@ typedef struct {
     int window_radius;
     bool dump_predictions;
 
+    /* ---- ViT baselines (dhf eval --provider dino | dinov2) ---- */
+    char vit_dino_model[DHF_CFG_STR];   /* preset or folder with config.json */
+    char vit_dino_weights[DHF_CFG_STR]; /* .pth / .safetensors */
+    int vit_dino_layer;                 /* 0-based block (9) */
+    int vit_dino_stride;                /* patch stride (4) */
+    int vit_dino_load_size;             /* shorter side (224) */
+    char vit_dinov2_model[DHF_CFG_STR];
+    char vit_dinov2_weights[DHF_CFG_STR];
+    int vit_dinov2_layer;               /* 11 */
+    int vit_dinov2_load_size;           /* 840 */
+    bool vit_dinov2_final_norm;         /* false: tokens before the final LayerNorm */
+
     /* ---- dhf table1 (the paper's Table 1 from one file) ---- */
     char t1_model_sd21[DHF_CFG_STR];   /* SD-2.1-base folder ("" = row not run) */
     char t1_cub_root[DHF_CFG_STR];     /* CUB-200-2011 folder ("" = no CUB column) */

@@ -8,6 +8,7 @@
 #include "eval/dataset.h"
 #include "eval/provider_image.h"
 #include "cache/provider_cache.h"
+#include "extract/vit_provider.h"
 #include "train/hyperfeature_provider.h"
 
 #include <stdlib.h>
@@ -27,6 +28,8 @@ static const provider_entry providers[] = {
     {"hyperfeatures", dhf_provider_hyperfeatures_open, "a trained aggregation network over the cached features: --checkpoint CKPT"},
     {"pruned", dhf_provider_pruned_open, "SD-Layer-Pruned: the raw map with the checkpoint's largest mixing weight: --checkpoint CKPT"},
     {"bottleneck", dhf_provider_bottleneck_open, "Ours-Pruned: the checkpoint's bottleneck on one map, bottleneck[:L@LABEL] (default: the largest mixing weight): --checkpoint CKPT"},
+    {"dino", dhf_provider_dino_open, "DINO baseline: keys of blocks[vit.dino_layer] at stride vit.dino_stride, dino[:PRESET_OR_DIR] (weights: vit.dino_weights)"},
+    {"dinov2", dhf_provider_dinov2_open, "DINOv2 baseline: tokens of blocks[vit.dinov2_layer], dinov2[:PRESET_OR_DIR] (weights: vit.dinov2_weights)"},
     {NULL, NULL, NULL},
 };
 

@@ -10,7 +10,7 @@
 
 /* ---- the paper's table ----------------------------------------------------- */
 
-enum { T1_SD15 = 0, T1_SD21 = 1, T1_NMODELS };
+enum { T1_VIT = -1, T1_SD15 = 0, T1_SD21 = 1, T1_NMODELS };
 enum { T1_ONE_STEP = 0, T1_MULTI_STEP = 1, T1_NSETTINGS };
 enum { T1_SPAIR = 0, T1_CUB = 1, T1_NDATASETS };
 /* the columns: SPair img, SPair bbox, CUB img */
@@ -20,7 +20,7 @@ typedef struct {
     const char *id;           /* --rows name and file stem: "ours" */
     const char *name;         /* the paper's label: "Ours (SD-1.5)" */
     const char *shape;        /* layers × timesteps */
-    int model, setting;       /* which features it reads (model -1: not a diffusion row) */
+    int model, setting;       /* which features it reads (T1_VIT: a ViT baseline, no cache) */
     const char *provider;     /* dhf eval provider */
     const char *network;      /* trained network it reads (a t1_network id) or NULL */
     const char *unavailable;  /* why dhf cannot make the row, or NULL */

@@ -18,6 +18,7 @@
 #include "core/hash.h"
 #include "experiment/eval_command.h"
 #include "extract/extract_run.h"
+#include "extract/vit_provider.h"
 #include "train/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -124,6 +125,17 @@ static const char *const eval_ignores[] = {
     "recompute_layers", "train_path", "val_path", "val_pairs_per_category", "projection_dim",
     "output_resolution", "output_dir", "run_name", NULL};
 
+/* A ViT row reads the images, its own ViT keys and the evaluation's keys, nothing else. */
+#define VIT_EVAL_READS                                                                      \
+    "eval.", "dataset", "data_root", "test_path", "split", "pairs_per_category",           \
+        "subset_seed", "load_resolution", "device"
+static const char *const dino_eval_reads[] = {
+    VIT_EVAL_READS, "vit.dino_model", "vit.dino_weights", "vit.dino_layer", "vit.dino_stride",
+    "vit.dino_load_size", NULL};
+static const char *const dinov2_eval_reads[] = {
+    VIT_EVAL_READS, "vit.dinov2_model", "vit.dinov2_weights", "vit.dinov2_layer",
+    "vit.dinov2_load_size", "vit.dinov2_final_norm", NULL};
+
 static bool listed(const char *const *list, const char *path)
 {
     for (int i = 0; list[i]; i++)
@@ -141,6 +153,24 @@ static void reset_keys(dhf_config *c, const char *prefix, const char *const *lis
         if ((prefix && strncmp(k->path, prefix, strlen(prefix)) == 0) ||
             (list && listed(list, k->path)))
             memcpy((char *)c + k->offset, (const char *)&d + k->offset, k->size);
+}
+
+/* Keys back to their defaults except those `keep` lists (a name, or a prefix ending
+ * in '.'). */
+static void keep_only(dhf_config *c, const char *const *keep)
+{
+    dhf_config d;
+    dhf_config_defaults(&d);
+    for (const dhf_cfg_key *k = dhf_config_keys; k->path; k++) {
+        bool kept = false;
+        for (int i = 0; keep[i] && !kept; i++) {
+            size_t n = strlen(keep[i]);
+            kept = keep[i][n - 1] == '.' ? strncmp(k->path, keep[i], n) == 0
+                                         : strcmp(k->path, keep[i]) == 0;
+        }
+        if (!kept)
+            memcpy((char *)c + k->offset, (const char *)&d + k->offset, k->size);
+    }
 }
 
 /* The hash of everything that determines a stage's output. */
@@ -164,7 +194,13 @@ static int stage_recipe(t1_stage *s)
         hash_str(&h, sel);
     } else {
         dhf_config c = s->cfg;
-        reset_keys(&c, NULL, s->kind == T1_TRAIN ? train_ignores : eval_ignores);
+        if (s->kind == T1_EVAL && s->row->model == T1_VIT) {
+            keep_only(&c, strcmp(s->row->provider, "dino") == 0 ? dino_eval_reads
+                                                                 : dinov2_eval_reads);
+        } else {
+            reset_keys(&c, NULL, s->kind == T1_TRAIN ? train_ignores : eval_ignores);
+            reset_keys(&c, "vit.", NULL);   /* only the ViT rows read these */
+        }
         char *js = dhf_config_to_json(&c);
         if (!js)
             return dhf_err_set("out of memory");
@@ -245,6 +281,8 @@ static int features_config(const t1_plan *p, int model, int setting, int dataset
         return -1;
     if (model == T1_SD21)
         snprintf(c->model_id, sizeof c->model_id, "%s", b->t1_model_sd21);
+    if (model == T1_VIT)
+        c->cache_path[0] = '\0';   /* the ViT rows compute their features from the images */
     if (setting == T1_ONE_STEP) {
         /* the paper's one-step features: a single inversion step, label 0 */
         c->num_timesteps = 1;
@@ -263,6 +301,8 @@ static int features_config(const t1_plan *p, int model, int setting, int dataset
         else
             snprintf(c->test_path, sizeof c->test_path, "%s", b->t1_test_pairs);
     }
+    if (model == T1_VIT)
+        return 0;
     /* the cache file: one per model x extraction identity x dataset, so that other
      * extraction settings never meet an incompatible file */
     char *id = dhf_extract_identity_json(c, c->prompt_embeds);
@@ -359,7 +399,7 @@ static int need_train(t1_plan *p, const t1_network *net)
 static int need_eval(t1_plan *p, const t1_row *row, int dataset)
 {
     const char *split = "test";
-    if (need_extract(p, row->model, row->setting, dataset, split) < 0)
+    if (row->model != T1_VIT && need_extract(p, row->model, row->setting, dataset, split) < 0)
         return -1;
     int net_stage = -1;
     if (row->network) {
@@ -608,10 +648,9 @@ static int preflight(const t1_plan *p, const dhf_config *cfg, bool warn_only)
     bool uses[T1_NMODELS] = {false}, cub = false;
     for (int i = 0; i < p->n; i++) {
         const t1_stage *s = &p->stages[i];
-        if (s->kind == T1_EXTRACT) {
+        if (s->kind == T1_EXTRACT)
             uses[strcmp(s->cfg.model_id, cfg->model_id) == 0 ? T1_SD15 : T1_SD21] = true;
-            cub |= strcmp(s->cfg.dataset, "cub") == 0;
-        }
+        cub |= strcmp(s->cfg.dataset, "cub") == 0;
     }
     struct {
         bool needed;
@@ -627,6 +666,20 @@ static int preflight(const t1_plan *p, const dhf_config *cfg, bool warn_only)
          cfg->t1_test_pairs, "a pair list (make -f Makefile.data dhf-annotations) or full",
          false},
     };
+    for (int i = 0; i < p->n; i++) {
+        const t1_stage *s = &p->stages[i];
+        if (s->kind != T1_EVAL || s->row->model != T1_VIT || s->state == T1_DONE)
+            continue;
+        dhf_vit_config vc;
+        char w[4200];
+        bool dino = strcmp(s->row->id, "dino") == 0;
+        if (dhf_vit_resolve(cfg, dino ? DHF_VIT_DINO : DHF_VIT_DINOV2, NULL, &vc, w, sizeof w) != 0) {
+            if (!warn_only)
+                return dhf_err_wrap("row %s", s->row->name);
+            printf("  note: row %s: %s\n", s->row->name, dhf_err_msg());
+            dhf_err_clear();
+        }
+    }
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
         if (!in[i].needed || (in[i].dir ? dhf_is_dir(in[i].path) : dhf_path_exists(in[i].path)))
             continue;

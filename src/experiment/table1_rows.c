@@ -3,6 +3,8 @@
  * between rows its text states, and the figures it prints. */
 #include "experiment/table1_internal.h"
 
+#include "core/fsutil.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -11,7 +13,6 @@ const char *const t1_setting_names[T1_NSETTINGS] = {"one-step", "multi-step"};
 const char *const t1_dataset_names[T1_NDATASETS] = {"spair", "cub"};
 
 #define NONE {NAN, NAN, NAN}
-#define DINO_NOTE "the DINO / DINOv2 baselines are not in dhf yet (the ViT-baselines issue)"
 
 const t1_row t1_rows[] = {
     {"sd-layer-4", "SD-Layer-4", "1 × 1", T1_SD15, T1_ONE_STEP, "layer:4", NULL, NULL, NONE},
@@ -27,8 +28,9 @@ const t1_row t1_rows[] = {
      {72.56, 64.61, 82.29}},
     {"ours-sd21", "Ours-SDv2-1", "12 × S", T1_SD21, T1_MULTI_STEP, "hyperfeatures", "ours-sd21",
      NULL, NONE},
-    {"dino", "DINO", "–", -1, 0, NULL, NULL, DINO_NOTE, {51.68, 41.04, NAN}},
-    {"dinov2", "DINOv2", "–", -1, 0, NULL, NULL, DINO_NOTE, NONE},
+    /* the ViT baselines: DINO layer 9 keys, DINOv2 layer 11 tokens (extract/vit.h) */
+    {"dino", "DINO", "ViT", T1_VIT, 0, "dino", NULL, NULL, {51.68, 41.04, NAN}},
+    {"dinov2", "DINOv2", "ViT", T1_VIT, 0, "dinov2", NULL, NULL, NONE},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NONE},
 };
 
@@ -71,6 +73,14 @@ const char *t1_row_unavailable(const dhf_config *c, const t1_row *r)
         return r->unavailable;
     if (r->model == T1_SD21 && !c->t1_model_sd21[0])
         return "table1.model_sd21 is not set";
+    if (r->model == T1_VIT) {
+        bool dino = strcmp(r->id, "dino") == 0;
+        const char *model = dino ? c->vit_dino_model : c->vit_dinov2_model;
+        const char *weights = dino ? c->vit_dino_weights : c->vit_dinov2_weights;
+        if (!weights[0] && !dhf_is_dir(model))
+            return dino ? "not run: no weights (set vit.dino_weights)"
+                        : "not run: no weights (set vit.dinov2_weights)";
+    }
     return NULL;
 }
 

@@ -729,6 +729,16 @@ static void fill_unusual(dhf_config *c)
     c->softmax_temperature = 1e-5;
     c->window_radius = 0;
     c->dump_predictions = false;
+    strcpy(c->vit_dino_model, "models/dino folder");
+    strcpy(c->vit_dino_weights, "w/dino.pth");
+    c->vit_dino_layer = 11;
+    c->vit_dino_stride = 8;
+    c->vit_dino_load_size = 448;
+    strcpy(c->vit_dinov2_model, "dinov2_vits14");
+    strcpy(c->vit_dinov2_weights, "w/dinov2.safetensors");
+    c->vit_dinov2_layer = 0;
+    c->vit_dinov2_load_size = 224;
+    c->vit_dinov2_final_norm = true;
     strcpy(c->t1_model_sd21, "models/sd-2-1 base");
     strcpy(c->t1_cub_root, "");
     c->t1_cub_pairs_per_category = 0;

@@ -26,6 +26,8 @@ cd "$work" || fail "cd $work"
     fail "dhf synth: $(tail -3 synth.log)"
 "$DHF" init-model --preset tiny-sd15 -o sd15 --threads 2 >m1.log 2>&1 || fail "init-model sd15: $(tail -3 m1.log)"
 "$DHF" init-model --preset tiny-sd21 -o sd21 --threads 2 >m2.log 2>&1 || fail "init-model sd21: $(tail -3 m2.log)"
+"$DHF" init-model --preset tiny-dino -o dino >m3.log 2>&1 || fail "init-model tiny-dino: $(tail -3 m3.log)"
+"$DHF" init-model --preset tiny-dinov2 -o dinov2 >m4.log 2>&1 || fail "init-model tiny-dinov2: $(tail -3 m4.log)"
 cat >t1.yaml <<'EOF'
 model_id: sd15
 data_root: data/SPair-71k
@@ -35,6 +37,11 @@ table1:
   cub_pairs_per_category: 3
   test_pairs: full
   bootstrap: 300
+vit:
+  dino_model: dino
+  dino_load_size: 64
+  dinov2_model: dinov2
+  dinov2_load_size: 56
 diffusion_resolution: 64
 num_timesteps: 3
 save_timestep: [2, 1, 0]
@@ -65,8 +72,9 @@ grep -q "table1.model_sd21 'nowhere' does not exist" err.txt || fail "missing mo
 
 # 2. the plan: nothing done, nothing written but the plan printed
 "$DHF" table1 t1.yaml --dry-run >plan.txt 2>&1 || fail "dry run: $(tail -3 plan.txt)"
-grep -q "dry run: 0 of 29 stages done, 29 to run" plan.txt || fail "dry run plan: $(tail -3 plan.txt)"
-grep -q "\[n/a   \] DINO " plan.txt || fail "DINO not marked not available"
+grep -q "dry run: 0 of 33 stages done, 33 to run" plan.txt || fail "dry run plan: $(tail -3 plan.txt)"
+"$DHF" table1 t1.yaml --dry-run --set vit.dino_model=dino_vits8 >plan2.txt 2>&1 || fail "dry run without DINO weights"
+grep -q "\[n/a   \] DINO .*no weights (set vit.dino_weights)" plan2.txt || fail "DINO without weights not marked: $(grep DINO plan2.txt)"
 [ ! -e out/table1 ] || fail "--dry-run wrote files"
 
 # 3. killed during the first training stage (hook: exit 137 after step 5), then re-run
@@ -106,14 +114,15 @@ python3 - "$T/table1.json" <<'EOF' || fail "table1.json content"
 import json, sys
 d = json.load(open(sys.argv[1]))
 rows = {r["id"]: r for r in d["rows"]}
-for rid in ["sd-layer-4", "sd-concat-all", "ours-one-step", "sd-layer-pruned", "ours-pruned", "ours", "ours-sd21"]:
+for rid in ["sd-layer-4", "sd-concat-all", "ours-one-step", "sd-layer-pruned", "ours-pruned", "ours", "ours-sd21", "dino", "dinov2"]:
     for ds in ["spair", "cub"]:
         e = rows[rid]["results"][ds]
         for k in ["img", "bbox"]:
             assert e[k]["lo"] <= e[k]["pck"] <= e[k]["hi"], (rid, ds, k, e[k])
         assert e["protocol"]["descriptor_source"]["provider"], rid
-for rid in ["dino", "dinov2"]:
-    assert not rows[rid]["results"] and "not in dhf yet" in rows[rid]["note"], rid
+assert rows["dino"]["results"]["spair"]["protocol"]["descriptor_source"]["layer"] == 9
+assert rows["dino"]["results"]["spair"]["protocol"]["descriptor_source"]["stride"] == 4
+assert rows["dinov2"]["results"]["spair"]["protocol"]["descriptor_source"]["layer"] == 11
 assert rows["ours"]["paper"] == {"spair_img": 72.56, "spair_bbox": 64.61, "cub_img": 82.29}
 assert rows["dino"]["paper"]["spair_img"] == 51.68 and rows["dino"]["paper"]["spair_bbox"] == 41.04
 assert len(d["relations"]) == 6
@@ -134,7 +143,7 @@ grep -q "| Ours (SD-1.5) | 12 × 3 | .* | 72.56 / 64.61 / 82.29 |" "$T/table1.md
 
 # 6. a second run finds everything done
 "$DHF" table1 t1.yaml >b.log 2>&1 || fail "second run: $(tail -3 b.log)"
-grep -q "table1: 29 stages, 29 were done, 0 run now" b.log || fail "second run redid stages: $(tail -2 b.log)"
+grep -q "table1: 33 stages, 33 were done, 0 run now" b.log || fail "second run redid stages: $(tail -2 b.log)"
 cmp -s <(sed 's#killed#out/table1#g' killed/table1.md) "$T/table1.md" || fail "second run changed the table"
 
 # 7. SD-Layer-Pruned == dhf eval --provider layer:l*@s* by hand; (l*, s*) == the

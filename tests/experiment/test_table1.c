@@ -153,9 +153,17 @@ static void test_plan_stages(void **state)
     assert_int_equal(count(&p, T1_TRAIN), 2);
     assert_int_equal(count(&p, T1_EVAL), 6);
     t1_plan_free(&p);
-    /* DINO has no stages; an unknown row is a usage error naming the rows */
+    /* DINO without weights has no stages; an unknown row is a usage error naming the rows */
     assert_int_equal(t1_plan_build(&p, &f->cfg, "dino"), 0);
     assert_int_equal(p.n, 0);
+    t1_plan_free(&p);
+    /* with a model folder: one evaluation per dataset, no cache, no training */
+    f->cfg.t1_cub_root[0] = '\0';
+    snprintf(f->cfg.vit_dino_model, sizeof f->cfg.vit_dino_model, "%s", f->dir);
+    assert_int_equal(t1_plan_build(&p, &f->cfg, "dino"), 0);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.stages[0].kind, T1_EVAL);
+    assert_string_equal(p.stages[0].cfg.cache_path, "");
     t1_plan_free(&p);
     assert_int_equal(t1_plan_build(&p, &f->cfg, "ours,typo"), -2);
     assert_non_null(strstr(dhf_err_msg(), "unknown row 'typo'"));
@@ -223,6 +231,13 @@ static void test_done_and_stale(void **state)
     assert_int_equal(t1_plan_build(&p, &c, "sd-layer-4"), 0);
     assert_int_equal(stage(&p, "extract-sd15-one-step-spair-test")->state, T1_DONE);
     assert_int_equal(stage(&p, "eval-sd-layer-4-spair")->state, T1_TODO);
+    t1_plan_free(&p);
+    /* a ViT key leaves the diffusion rows done */
+    c = f->cfg;
+    c.vit_dino_layer = 8;
+    c.vit_dinov2_load_size = 224;
+    assert_int_equal(t1_plan_build(&p, &c, "sd-layer-4"), 0);
+    assert_int_equal(stage(&p, "eval-sd-layer-4-spair")->state, T1_DONE);
     t1_plan_free(&p);
     /* an extraction key gives another cache file, to do */
     c = f->cfg;
