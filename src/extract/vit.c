@@ -126,11 +126,18 @@ int dhf_vit_config_load(const char *path, dhf_vit_config *out)
     }
     fill(out, cJSON_IsString(name) ? name->valuestring : dhf_basename(path), family, patch, img,
          dim, depth, heads);
-    if (cJSON_GetObjectItemCaseSensitive(o, "mlp_hidden") &&
-        json_int(o, path, "mlp_hidden", 1, &hidden) == 0)
+    const cJSON *ratio = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
+    if (cJSON_GetObjectItemCaseSensitive(o, "mlp_hidden")) {
+        if (json_int(o, path, "mlp_hidden", 1, &hidden) != 0)
+            goto done;
         out->mlp_hidden = hidden;
-    else if (cJSON_GetObjectItemCaseSensitive(o, "mlp_hidden"))
-        goto done;
+    } else if (ratio) {
+        if (!cJSON_IsNumber(ratio) || !(ratio->valuedouble > 0)) {
+            dhf_err_set("%s: field 'mlp_ratio': expected a positive number", path);
+            goto done;
+        }
+        out->mlp_hidden = (int)(dim * ratio->valuedouble);   /* int(C * ratio), as timm */
+    }
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "layer_norm_eps");
     if (eps) {
         if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0)) {
@@ -236,6 +243,18 @@ const dhf_vit_config *dhf_vit_config_of(const dhf_vit *v) { return &v->cfg; }
 
 static int build(dhf_vit *v, dhf_params *p)
 {
+    /* the position grid M is the checkpoint's: pos_embed [1, 1 + M*M, C] */
+    if (p->mode == DHF_PARAMS_FILE) {
+        int64_t shape[DHF_MAX_DIMS];
+        int nd = dhf_params_stored_shape(p, "pos_embed", shape);
+        if (nd == 3 && shape[1] > 1) {
+            int64_t n = shape[1] - 1, m = (int64_t)llround(sqrt((double)n));
+            if (m * m != n)
+                return dhf_err_set("%s: tensor 'pos_embed' has %lld patch positions, not a "
+                                   "square grid", p->path, (long long)n);
+            v->cfg.pos_grid = (int)m;
+        }
+    }
     const dhf_vit_config *c = &v->cfg;
     int C = c->embed_dim, M = c->pos_grid, H = c->mlp_hidden;
     double eps = c->layer_norm_eps;
