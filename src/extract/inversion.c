@@ -10,10 +10,8 @@
 #include "extract/image_prep.h"
 #include "extract/nn_layers.h"
 
-/* x_next = sqrt(a_next) * (x - sqrt(1-a) eps) / sqrt(a) + sqrt(1-a_next) eps, with the
- * coefficients rounded to float32 as torch computes them from float32 alphas. */
-static int ddim_update(dhf_tensor x, dhf_tensor eps, float a, float a_next,
-                       dhf_tensor *out)
+int dhf_ddim_step(dhf_tensor x, dhf_tensor eps, float a, float a_next, dhf_tensor *out,
+                  dhf_tensor *x0_out)
 {
     int rc = 0;
     volatile float one_minus_a = 1.0f - a, one_minus_next = 1.0f - a_next;
@@ -34,9 +32,11 @@ static int ddim_update(dhf_tensor x, dhf_tensor eps, float a, float a_next,
     DHF_SHIM(dhf_mul_scalar(eps, c2, &t2));
     DHF_SHIM(dhf_add(t1, t2, &res));
     *out = res;
+    if (x0_out)
+        *x0_out = x0;
 done:;
-    dhf_tensor *outs[1] = {out};
-    return dhf_nn_scope_finish(rc, outs, 1);
+    dhf_tensor *outs[2] = {out, x0_out};
+    return dhf_nn_scope_finish(rc, outs, x0_out ? 2 : 1);
 }
 
 int dhf_ddim_invert(const dhf_unet *u, dhf_tensor x0, dhf_tensor context,
@@ -106,7 +106,7 @@ int dhf_ddim_invert(const dhf_unet *u, dhf_tensor x0, dhf_tensor context,
             step_rc = fn(user, &s);
         }
         if (step_rc == 0)
-            step_rc = ddim_update(x, eps, plan.alpha[i], plan.alpha_next[i], &x_next);
+            step_rc = dhf_ddim_step(x, eps, plan.alpha[i], plan.alpha_next[i], &x_next, NULL);
         if (step_rc == 0) {
             dhf_keep(x_next);
             if (want_trace) {

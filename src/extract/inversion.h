@@ -50,6 +50,12 @@ typedef struct {
 int dhf_ddim_invert(const dhf_unet *u, dhf_tensor x0, dhf_tensor context,
                     const dhf_inversion_opts *o, dhf_saved_step_fn fn, void *user);
 
+/* One DDIM update (eta 0, no clipping): x0 = (x - sqrt(1-a) eps) / sqrt(a), NEW
+ * *out = sqrt(a_next) x0 + sqrt(1-a_next) eps, with the coefficients rounded to float32
+ * as torch computes them from float32 alphas; NEW *x0_out = x0 when not NULL. */
+int dhf_ddim_step(dhf_tensor x, dhf_tensor eps, float a, float a_next, dhf_tensor *out,
+                  dhf_tensor *x0_out);
+
 /* The UNet timestep of each saved label, in save_timestep order (for cache metadata
  * before any image is processed): label l -> unet_t[N-1-l] (-1 for l = N-1). */
 int dhf_inversion_saved_timesteps(int num_timesteps, const int64_t *save_timestep,

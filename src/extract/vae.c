@@ -1,5 +1,7 @@
-/* vae.c — AutoencoderKL encoder (conv_in, DownEncoderBlock2D x n, mid block with a
- * single-head attention, GroupNorm-SiLU-conv_out, quant_conv) and the latent. */
+/* vae.c — AutoencoderKL (diffusers v0.14): the encoder (conv_in, DownEncoderBlock2D x n,
+ * mid block with a single-head attention, GroupNorm-SiLU-conv_out, quant_conv) and the
+ * latent; the decoder (post_quant_conv, conv_in, mid block, UpDecoderBlock2D x n,
+ * GroupNorm-SiLU-conv_out) and the pipeline's uint8 conversion. */
 #include "extract/vae.h"
 
 #include <math.h>
@@ -20,6 +22,23 @@ typedef struct {
     dhf_conv2d_layer down;
 } vae_block;
 
+typedef struct {
+    dhf_resnet *resnets;
+    int n_layers;
+    bool has_up;
+    dhf_conv2d_layer up;
+} vae_up_block;
+
+/* the decoder's half, loaded only when asked for */
+typedef struct {
+    bool loaded;
+    dhf_conv2d_layer post_quant_conv, conv_in, conv_out;
+    dhf_resnet mid_res0, mid_res1;
+    dhf_vae_attention mid_attn;
+    vae_up_block blocks[DHF_UNET_MAX_BLOCKS];
+    dhf_groupnorm norm_out;
+} vae_decoder;
+
 struct dhf_vae {
     dhf_vae_config cfg;
     dhf_tensor_list params;
@@ -29,14 +48,17 @@ struct dhf_vae {
     dhf_resnet mid_res0, mid_res1;
     dhf_vae_attention mid_attn;
     dhf_groupnorm norm_out;
+    vae_decoder dec;
 };
 
 void dhf_vae_free(dhf_vae *v)
 {
     if (!v)
         return;
-    for (int i = 0; i < DHF_UNET_MAX_BLOCKS; i++)
+    for (int i = 0; i < DHF_UNET_MAX_BLOCKS; i++) {
         free(v->blocks[i].resnets);
+        free(v->dec.blocks[i].resnets);
+    }
     dhf_tensor_list_free(&v->params);
     free(v);
 }
@@ -91,46 +113,55 @@ static int build_encoder(dhf_vae *v, dhf_params *p)
     return 0;
 }
 
-/* The decoder is never run; init-model writes its parameters so the folder is a
- * complete AutoencoderKL (diffusers v0.14 Decoder names). */
-static int build_decoder(const dhf_vae_config *c, dhf_params *p)
+/* The decoder (diffusers v0.14 Decoder names): read when the caller decodes, written
+ * by init-model so a folder is a complete AutoencoderKL. */
+static int build_decoder(dhf_vae *v, dhf_params *p)
 {
+    const dhf_vae_config *c = &v->cfg;
+    vae_decoder *d = &v->dec;
     char n[256];
     int nb = c->n_blocks, g = c->norm_num_groups, L = c->layers_per_block;
     int cm = c->block_out_channels[nb - 1], lat = c->latent_channels;
-    dhf_conv2d_layer conv;
-    dhf_resnet res;
-    dhf_vae_attention attn;
-    dhf_groupnorm gn;
     if (c->use_quant_conv &&
-        dhf_conv2d_load(&conv, p, "post_quant_conv", lat, lat, 1, 1, 0, true) != 0)
+        dhf_conv2d_load(&d->post_quant_conv, p, "post_quant_conv", lat, lat, 1, 1, 0, true) != 0)
         return -1;
-    if (dhf_conv2d_load(&conv, p, "decoder.conv_in", lat, cm, 3, 1, 1, true) != 0 ||
-        dhf_resnet_load(&res, p, "decoder.mid_block.resnets.0", cm, cm, 0, g, VAE_EPS, 1.0) ||
+    if (dhf_conv2d_load(&d->conv_in, p, "decoder.conv_in", lat, cm, 3, 1, 1, true) != 0 ||
+        dhf_resnet_load(&d->mid_res0, p, "decoder.mid_block.resnets.0", cm, cm, 0, g, VAE_EPS,
+                        1.0) ||
         (c->mid_block_add_attention &&
-         dhf_vae_attention_load(&attn, p, "decoder.mid_block.attentions.0", cm, g, VAE_EPS)) ||
-        dhf_resnet_load(&res, p, "decoder.mid_block.resnets.1", cm, cm, 0, g, VAE_EPS, 1.0))
+         dhf_vae_attention_load(&d->mid_attn, p, "decoder.mid_block.attentions.0", cm, g,
+                                VAE_EPS)) ||
+        dhf_resnet_load(&d->mid_res1, p, "decoder.mid_block.resnets.1", cm, cm, 0, g, VAE_EPS,
+                        1.0))
         return -1;
     int out_ch = cm;
     for (int i = 0; i < nb; i++) {
+        vae_up_block *b = &d->blocks[i];
         int prev = out_ch;
         out_ch = c->block_out_channels[nb - 1 - i];
-        for (int j = 0; j < L + 1; j++) {
+        b->n_layers = L + 1;
+        b->resnets = calloc((size_t)b->n_layers, sizeof *b->resnets);
+        if (!b->resnets)
+            return dhf_err_set("out of memory");
+        for (int j = 0; j < b->n_layers; j++) {
             snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, j);
-            if (dhf_resnet_load(&res, p, n, j == 0 ? prev : out_ch, out_ch, 0, g, VAE_EPS,
-                                1.0) != 0)
+            if (dhf_resnet_load(&b->resnets[j], p, n, j == 0 ? prev : out_ch, out_ch, 0, g,
+                                VAE_EPS, 1.0) != 0)
                 return -1;
         }
-        if (i < nb - 1) {
+        b->has_up = i < nb - 1;
+        if (b->has_up) {
             snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-            if (dhf_conv2d_load(&conv, p, n, out_ch, out_ch, 3, 1, 1, true) != 0)
+            if (dhf_conv2d_load(&b->up, p, n, out_ch, out_ch, 3, 1, 1, true) != 0)
                 return -1;
         }
     }
     int c0 = c->block_out_channels[0];
-    if (dhf_groupnorm_load(&gn, p, "decoder.conv_norm_out", g, c0, VAE_EPS) != 0 ||
-        dhf_conv2d_load(&conv, p, "decoder.conv_out", c0, c->in_channels, 3, 1, 1, true) != 0)
+    if (dhf_groupnorm_load(&d->norm_out, p, "decoder.conv_norm_out", g, c0, VAE_EPS) != 0 ||
+        dhf_conv2d_load(&d->conv_out, p, "decoder.conv_out", c0, c->in_channels, 3, 1, 1,
+                        true) != 0)
         return -1;
+    d->loaded = true;
     return 0;
 }
 
@@ -147,8 +178,32 @@ int dhf_vae_build(const dhf_vae_config *cfg, dhf_params *p, bool with_decoder, d
         p->dst = &v->params;
     int rc = build_encoder(v, p);
     if (rc == 0 && with_decoder)
-        rc = build_decoder(cfg, p);
+        rc = build_decoder(v, p);
     p->dst = saved;
+    if (rc != 0) {
+        dhf_vae_free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int dhf_vae_load_with_decoder(const char *vae_dir, const dhf_model_placement *placement,
+                              bool with_decoder, dhf_vae **out)
+{
+    char cfg_path[4096];
+    dhf_vae_config cfg;
+    dhf_params p;
+    if (dhf_path_join(cfg_path, sizeof cfg_path, vae_dir, "config.json") != 0 ||
+        dhf_vae_config_load(cfg_path, &cfg) != 0 ||
+        dhf_params_open_component(&p, vae_dir, "diffusion_pytorch_model", placement) != 0)
+        return -1;
+    dhf_vae *v = NULL;
+    int rc = dhf_vae_build(&cfg, &p, with_decoder, &v);
+    static const char *const ignored[] = {"decoder.", "post_quant_conv.", NULL};
+    if (rc == 0)
+        rc = dhf_params_check_all_used(&p, with_decoder ? NULL : ignored);
+    dhf_params_close(&p);
     if (rc != 0) {
         dhf_vae_free(v);
         return -1;
@@ -159,25 +214,7 @@ int dhf_vae_build(const dhf_vae_config *cfg, dhf_params *p, bool with_decoder, d
 
 int dhf_vae_load(const char *vae_dir, const dhf_model_placement *placement, dhf_vae **out)
 {
-    char cfg_path[4096];
-    dhf_vae_config cfg;
-    dhf_params p;
-    if (dhf_path_join(cfg_path, sizeof cfg_path, vae_dir, "config.json") != 0 ||
-        dhf_vae_config_load(cfg_path, &cfg) != 0 ||
-        dhf_params_open_component(&p, vae_dir, "diffusion_pytorch_model", placement) != 0)
-        return -1;
-    dhf_vae *v = NULL;
-    int rc = dhf_vae_build(&cfg, &p, false, &v);
-    static const char *const ignored[] = {"decoder.", "post_quant_conv.", NULL};
-    if (rc == 0)
-        rc = dhf_params_check_all_used(&p, ignored);
-    dhf_params_close(&p);
-    if (rc != 0) {
-        dhf_vae_free(v);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return dhf_vae_load_with_decoder(vae_dir, placement, false, out);
 }
 
 const dhf_vae_config *dhf_vae_config_of(const dhf_vae *v) { return &v->cfg; }
@@ -290,4 +327,114 @@ done:;
     if (inference)
         dhf_inference_end();
     return rc;
+}
+
+/* ---- decoder ---------------------------------------------------------------------- */
+
+void dhf_vae_decode_debug_free(dhf_vae_decode_debug *d)
+{
+    if (!d)
+        return;
+    dhf_free(d->post_quant_conv);
+    dhf_free(d->conv_in);
+    dhf_free(d->mid_out);
+    for (int i = 0; i < DHF_UNET_MAX_BLOCKS; i++)
+        dhf_free(d->up_out[i]);
+    memset(d, 0, sizeof *d);
+}
+
+int dhf_vae_decode(const dhf_vae *v, dhf_tensor z, dhf_tensor *image, dhf_vae_decode_debug *dbg)
+{
+    const dhf_vae_config *c = &v->cfg;
+    const vae_decoder *d = &v->dec;
+    if (!d->loaded)
+        return dhf_err_set("vae: the decoder was not loaded");
+    if (dhf_ndim(z) != 4 || dhf_size(z, 1) != c->latent_channels)
+        return dhf_err_set("vae: latents must be [B, %d, h, w]", c->latent_channels);
+    int rc = 0;
+    dhf_tensor x = NULL, h = NULL, y = NULL, out = NULL;
+    if (dbg)
+        memset(dbg, 0, sizeof *dbg);
+    bool inference = dhf_inference_begin() == DHF_OK;
+    dhf_scope_begin();
+    DHF_SHIM(dhf_to(z, v->placement.dtype, v->placement.device, &x));
+    if (c->use_quant_conv) {
+        DHF_CHECK(dhf_conv2d_forward(&d->post_quant_conv, x, &y));
+        x = y;
+    }
+    if (dbg)
+        DHF_SHIM(dhf_clone(x, &dbg->post_quant_conv));
+    DHF_CHECK(dhf_conv2d_forward(&d->conv_in, x, &h));
+    if (dbg)
+        DHF_SHIM(dhf_clone(h, &dbg->conv_in));
+    DHF_CHECK(step_resnet(&d->mid_res0, &h, "decoder.mid_block.resnets.0", 0, -1));
+    if (c->mid_block_add_attention) {
+        if (dhf_vae_attention_forward(&d->mid_attn, h, &y) != 0) {
+            rc = dhf_err_wrap("decoder.mid_block.attentions.0");
+            goto done;
+        }
+        dhf_free(h);
+        h = y;
+    }
+    DHF_CHECK(step_resnet(&d->mid_res1, &h, "decoder.mid_block.resnets.1", 0, -1));
+    if (dbg)
+        DHF_SHIM(dhf_clone(h, &dbg->mid_out));
+    for (int i = 0; i < c->n_blocks; i++) {
+        const vae_up_block *b = &d->blocks[i];
+        for (int j = 0; j < b->n_layers; j++)
+            DHF_CHECK(step_resnet(&b->resnets[j], &h, "decoder.up_blocks", i, j));
+        if (b->has_up) {
+            DHF_CHECK(dhf_upsample_forward(&b->up, h, 2 * dhf_size(h, 2), 2 * dhf_size(h, 3), &y));
+            dhf_free(h);
+            h = y;
+        }
+        if (dbg)
+            DHF_SHIM(dhf_clone(h, &dbg->up_out[i]));
+    }
+    DHF_CHECK(dhf_groupnorm_forward(&d->norm_out, h, &y));
+    DHF_SHIM(dhf_silu_(y));
+    DHF_CHECK(dhf_conv2d_forward(&d->conv_out, y, &out));
+    *image = out;
+done:;
+    dhf_tensor *outs[4 + DHF_UNET_MAX_BLOCKS] = {image};
+    int n_outs = 1;
+    if (dbg) {
+        outs[n_outs++] = &dbg->post_quant_conv;
+        outs[n_outs++] = &dbg->conv_in;
+        outs[n_outs++] = &dbg->mid_out;
+        for (int i = 0; i < c->n_blocks; i++)
+            outs[n_outs++] = &dbg->up_out[i];
+    }
+    rc = dhf_nn_scope_finish(rc, outs, n_outs);
+    if (inference)
+        dhf_inference_end();
+    return rc;
+}
+
+int dhf_vae_decode_latents(const dhf_vae *v, dhf_tensor latents, dhf_tensor *image)
+{
+    int rc = 0;
+    dhf_tensor z = NULL;
+    dhf_scope_begin();
+    /* latents / 0.18215 as a float32 division (the paper's latents_to_images) */
+    DHF_SHIM(dhf_div_scalar(latents, v->cfg.scaling_factor, &z));
+    DHF_CHECK(dhf_vae_decode(v, z, image, NULL));
+done:;
+    dhf_tensor *outs[1] = {image};
+    return dhf_nn_scope_finish(rc, outs, 1);
+}
+
+void dhf_vae_image_to_u8(const float *image, int B, int C, int H, int W, uint8_t *out)
+{
+    /* clamp(x / 2 + 0.5, 0, 1) in float32, NCHW -> NHWC, round(x * 255) half to even */
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    float v = image[(((size_t)b * C + ch) * H + y) * W + x];
+                    volatile float t = v / 2.0f + 0.5f;
+                    float cl = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+                    volatile float s = cl * 255.0f;
+                    out[(((size_t)b * H + y) * W + x) * C + ch] = (uint8_t)rintf(s);
+                }
 }
