@@ -300,7 +300,8 @@ static dhf_feature_cache *handle_new(const char *path)
     for (int i = 0; i < DHF_CACHE_MAX_LAYERS; i++)
         c->layer[i] = -1;
     c->lock_fd = -1;
-    c->cur_row = -1;
+    for (int i = 0; i < DHF_CACHE_MAX_PENDING; i++)
+        c->pending[i].row = -1;
     return c;
 }
 

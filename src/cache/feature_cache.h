@@ -39,6 +39,7 @@
 #define DHF_CACHE_NAME_LEN 64
 #define DHF_CACHE_KEY_LEN 256     /* stored width of /images/key, NUL included */
 #define DHF_CACHE_PATH_LEN 1024   /* stored width of /images/path */
+#define DHF_CACHE_MAX_PENDING 64  /* rows written side by side before their commits */
 
 typedef enum { DHF_CACHE_F16 = 0, DHF_CACHE_F32 = 1 } dhf_cache_dtype;
 

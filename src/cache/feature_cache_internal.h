@@ -37,11 +37,14 @@ struct dhf_feature_cache {
     size_t scratch_bytes;
     int lock_fd;              /* writer: flock'ed <path>.lock, else -1 */
     bool skip_fsync;          /* merge output: atomic by rename, fsync once at the end */
-    /* Writer: which maps of the row being written are done ([step][layer]), so a
-     * commit of an incomplete row is refused. */
-    int64_t cur_row;
-    int cur_written;
-    bool written[DHF_CACHE_MAX_STEPS][DHF_CACHE_MAX_LAYERS];
+    /* Writer: which maps of the rows being written are done ([step][layer]), so a
+     * commit of an incomplete row is refused; rows being written (a batch of generated images is written side by side):
+     * which of their maps exist; a slot is free when its row is -1 */
+    struct {
+        int64_t row;
+        int n_written;
+        bool written[DHF_CACHE_MAX_STEPS][DHF_CACHE_MAX_LAYERS];
+    } pending[DHF_CACHE_MAX_PENDING];
     char lock_path[4160];
 };
 

@@ -159,17 +159,36 @@ static int check_map_args(dhf_feature_cache *c, int64_t row, int step, int layer
     return 0;
 }
 
-static void note_written(dhf_feature_cache *c, int64_t row, int step, int layer)
+/* The pending slot of row (made when make is set), or -1. */
+static int pending_slot(dhf_feature_cache *c, int64_t row, bool make)
 {
-    if (c->cur_row != row) {
-        memset(c->written, 0, sizeof c->written);
-        c->cur_written = 0;
-        c->cur_row = row;
+    int free_slot = -1;
+    for (int i = 0; i < DHF_CACHE_MAX_PENDING; i++) {
+        if (c->pending[i].row == row)
+            return i;
+        if (c->pending[i].row < 0 && free_slot < 0)
+            free_slot = i;
     }
-    if (!c->written[step][layer]) {
-        c->written[step][layer] = true;
-        c->cur_written++;
+    if (!make)
+        return -1;
+    if (free_slot < 0)
+        return dhf_err_set("%s: more than %d images written at once", c->path,
+                           DHF_CACHE_MAX_PENDING);
+    memset(&c->pending[free_slot], 0, sizeof c->pending[free_slot]);
+    c->pending[free_slot].row = row;
+    return free_slot;
+}
+
+static int note_written(dhf_feature_cache *c, int64_t row, int step, int layer)
+{
+    int i = pending_slot(c, row, true);
+    if (i < 0)
+        return -1;
+    if (!c->pending[i].written[step][layer]) {
+        c->pending[i].written[step][layer] = true;
+        c->pending[i].n_written++;
     }
+    return 0;
 }
 
 int dhf_cache_write_map_raw(dhf_feature_cache *c, int64_t row, int step, int layer,
@@ -187,8 +206,7 @@ int dhf_cache_write_map_raw(dhf_feature_cache *c, int64_t row, int step, int lay
     if (st < 0)
         return dhf_err_set("%s: cannot write image '%s' step %d layer %d: %s", c->path,
                            c->images[row].key, step, layer + 1, why);
-    note_written(c, row, step, layer);
-    return 0;
+    return note_written(c, row, step, layer);
 }
 
 int dhf_cache_write_map(dhf_feature_cache *c, int64_t row, int step, int layer,
@@ -219,7 +237,8 @@ int dhf_cache__write_layer_raw(dhf_feature_cache *c, int64_t row, int layer, con
         return dhf_err_set("%s: cannot write image '%s' layer %d: %s", c->path,
                            c->images[row].key, layer + 1, why);
     for (int s = 0; s < c->layout.num_steps; s++)
-        note_written(c, row, s, layer);
+        if (note_written(c, row, s, layer) != 0)
+            return -1;
     return 0;
 }
 
@@ -232,7 +251,8 @@ int dhf_cache_commit(dhf_feature_cache *c, int64_t row)
     if (c->status[row] == DHF_CACHE_COMMITTED)
         return 0;
     int want = c->layout.num_steps * c->layout.num_layers;
-    int have = c->cur_row == row ? c->cur_written : 0;
+    int slot = pending_slot(c, row, false);
+    int have = slot >= 0 ? c->pending[slot].n_written : 0;
     if (have != want)
         return dhf_err_set("%s: image '%s': only %d of %d maps written; not committing",
                            c->path, c->images[row].key, have, want);
@@ -245,6 +265,7 @@ int dhf_cache_commit(dhf_feature_cache *c, int64_t row)
         return -1;
     c->status[row] = DHF_CACHE_COMMITTED;
     c->n_committed++;
-    c->cur_row = -1;
+    if (slot >= 0)
+        c->pending[slot].row = -1;
     return 0;
 }

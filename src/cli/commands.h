@@ -24,6 +24,7 @@ int dhf_cmd_train(int argc, char **argv);
 int dhf_cmd_import(int argc, char **argv);
 int dhf_cmd_export(int argc, char **argv);
 int dhf_cmd_table1(int argc, char **argv);
+int dhf_cmd_generate(int argc, char **argv);
 
 /* The table, in the order `dhf --help` lists it (defined in main.c). */
 extern const dhf_command dhf_commands[];

@@ -13,6 +13,7 @@ const dhf_command dhf_commands[] = {
     {"heatmap", dhf_cmd_heatmap, "mixing-weight heatmap of a checkpoint: PNG, SVG and CSV"},
     {"eval", dhf_cmd_eval, "keypoint transfer + PCK over a pair set: results.json/.md, predictions"},
     {"pck", dhf_cmd_pck, "recompute every PCK metric from a predictions.jsonl"},
+    {"generate", dhf_cmd_generate, "images + generation features from prompts (CFG, the paper's sampler)"},
     {"extract", dhf_cmd_extract, "cache diffusion features of a dataset or image list (HDF5, resumable)"},
     {"cache", dhf_cmd_cache, "feature cache: info, verify, export (safetensors), merge shards"},
     {"init-model", dhf_cmd_init_model, "write a random-weight Stable Diffusion folder (tiny or SD sizes)"},

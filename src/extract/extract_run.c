@@ -88,16 +88,14 @@ static int load_models(const dhf_config *cfg, sd_models *m)
     lo.placement.dtype = strcmp(cfg->dtype, "float16") == 0 ? DHF_F16 : DHF_F32;
     /* With prompt_embeds the text encoder is never needed. */
     lo.load_text_encoder = cfg->prompt_embeds[0] == '\0';
-    if (!cfg->prompt_embeds[0] && cfg->prompt[0])
-        return dhf_err_set("prompt \"%s\": dhf has no BPE tokenizer yet; only the empty "
-                           "prompt is encoded (or give prompt_embeds)", cfg->prompt);
     if (dhf_sd_model_load(cfg->model_id, &lo, &m->sd) != 0)
         return -1;
     int rc = cfg->prompt_embeds[0]
                  ? dhf_load_prompt_embeds(cfg->prompt_embeds,
                                           dhf_unet_config_of(m->sd->unet)->cross_attention_dim,
                                           &m->context)
-                 : dhf_sd_empty_prompt_embeds(m->sd, &m->context);
+             : cfg->prompt[0] ? dhf_sd_prompt_embeds(m->sd, cfg->prompt, &m->context)
+                              : dhf_sd_empty_prompt_embeds(m->sd, &m->context);
     if (rc != 0) {
         models_free(m);
         return cfg->prompt_embeds[0] ? dhf_err_wrap("prompt_embeds") : -1;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/unicode.h"
 #include "core/fsutil.h"
 #include "extract/clip_text.h"
 #include "extract/sd_params.h"
@@ -227,6 +228,39 @@ static int write_json(const char *dir, const char *name, cJSON *o)
     return rc;
 }
 
+/* vocab.json (ids 0..255 the bytes_to_unicode symbols in table order, 256..511 the
+ * same with </w>, 49406/49407 the special tokens) and a merges.txt without merges */
+static int write_byte_vocab(const char *dir)
+{
+    cJSON *v = cJSON_CreateObject();
+    int n = 0, order = 0;
+    uint32_t sym[256];
+    for (int b = 0; b < 256; b++) {
+        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        sym[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
+    }
+    /* table order: the printable bytes first, then the rest (bytes_to_unicode's list) */
+    int bytes_in_order[256];
+    for (int b = 0; b < 256; b++)
+        if (sym[b] == (uint32_t)b)
+            bytes_in_order[order++] = b;
+    for (int b = 0; b < 256; b++)
+        if (sym[b] != (uint32_t)b)
+            bytes_in_order[order++] = b;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 256; i++) {
+            char key[16];
+            int k = dhf_utf8_encode(sym[bytes_in_order[i]], key);
+            snprintf(key + k, sizeof key - (size_t)k, "%s", pass ? "</w>" : "");
+            cJSON_AddNumberToObject(v, key, pass * 256 + i);
+        }
+    cJSON_AddNumberToObject(v, "<|startoftext|>", 49406);
+    cJSON_AddNumberToObject(v, "<|endoftext|>", 49407);
+    if (write_json(dir, "vocab.json", v) != 0)
+        return -1;
+    return write_text(dir, "merges.txt", "#version: 0.2");
+}
+
 static int make_subdir(const char *root, const char *name, char *out, size_t n)
 {
     if (snprintf(out, n, "%s/%s", root, name) >= (int)n)
@@ -360,7 +394,8 @@ static int write_all(const char *root, const preset *p, const dhf_init_model_opt
             write_json(sub, "scheduler_config.json", s) != 0)
             goto out;
     }
-    /* tokenizer/ (configs only: dhf needs the pad token, not the BPE vocabulary) */
+    /* tokenizer/: the configs and a byte-level BPE vocabulary (the 256 byte symbols
+     * and their </w> forms, the two special tokens, no merges), so prompts tokenise */
     {
         cJSON *t = cJSON_CreateObject(), *m = cJSON_CreateObject();
         cJSON_AddBoolToObject(t, "add_prefix_space", 0);
@@ -378,7 +413,8 @@ static int write_all(const char *root, const preset *p, const dhf_init_model_opt
         cJSON_AddStringToObject(m, "unk_token", "<|endoftext|>");
         if (make_subdir(root, "tokenizer", sub, sizeof sub) != 0 ||
             write_json(sub, "tokenizer_config.json", t) != 0 ||
-            write_json(sub, "special_tokens_map.json", m) != 0)
+            write_json(sub, "special_tokens_map.json", m) != 0 ||
+            write_byte_vocab(sub) != 0)
             goto out;
     }
     if (make_subdir(root, "unet", sub, sizeof sub) != 0 || write_text(sub, "config.json", uj) ||

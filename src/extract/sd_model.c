@@ -20,6 +20,7 @@ dhf_sd_load_opts dhf_sd_load_opts_default(void)
     dhf_sd_load_opts o;
     o.placement = dhf_model_placement_default();
     o.load_text_encoder = true;
+    o.load_vae_decoder = false;
     return o;
 }
 
@@ -30,6 +31,7 @@ void dhf_sd_model_free(dhf_sd_model *m)
     dhf_unet_free(m->unet);
     dhf_vae_free(m->vae);
     dhf_clip_text_free(m->text_encoder);
+    dhf_clip_tokenizer_free(m->tokenizer);
     free(m);
 }
 
@@ -73,7 +75,7 @@ int dhf_sd_model_load(const char *dir, const dhf_sd_load_opts *opts, dhf_sd_mode
     if (rc == 0)
         rc = component_dir(dir, "vae", sub, sizeof sub, true);
     if (rc == 0)
-        rc = dhf_vae_load(sub, &o.placement, &m->vae);
+        rc = dhf_vae_load_with_decoder(sub, &o.placement, o.load_vae_decoder, &m->vae);
     if (rc == 0 && o.load_text_encoder) {
         int has = component_dir(dir, "text_encoder", sub, sizeof sub, false);
         if (has < 0)
@@ -85,6 +87,10 @@ int dhf_sd_model_load(const char *dir, const dhf_sd_load_opts *opts, dhf_sd_mode
         if (dhf_path_join(sub, sizeof sub, dir, "tokenizer") != 0)
             rc = -1;
         else if (dhf_is_dir(sub) && dhf_tokenizer_pad_id(sub, &m->pad_token_id) != 0)
+            rc = -1;
+        char vocab[4200];
+        snprintf(vocab, sizeof vocab, "%s/vocab.json", sub);
+        if (rc == 0 && dhf_path_exists(vocab) && dhf_clip_tokenizer_load(sub, &m->tokenizer) != 0)
             rc = -1;
     }
     if (rc == 0)
@@ -102,6 +108,32 @@ int dhf_sd_model_load(const char *dir, const dhf_sd_load_opts *opts, dhf_sd_mode
     }
     *out = m;
     return 0;
+}
+
+int dhf_sd_prompt_embeds(const dhf_sd_model *m, const char *text, dhf_tensor *out)
+{
+    if (!m->text_encoder)
+        return dhf_err_set("%s: no text_encoder/ (or not loaded)", m->dir);
+    if (!m->tokenizer)
+        return dhf_err_set("%s/tokenizer: no vocab.json + merges.txt (the BPE vocabulary a "
+                           "prompt needs)", m->dir);
+    int T = dhf_clip_tokenizer_max_length(m->tokenizer);
+    if (T != dhf_clip_text_config_of(m->text_encoder)->max_position_embeddings)
+        return dhf_err_set("%s: tokenizer model_max_length %d differs from the text encoder's "
+                           "max_position_embeddings %d", m->dir, T,
+                           dhf_clip_text_config_of(m->text_encoder)->max_position_embeddings);
+    int64_t *ids = malloc((size_t)T * sizeof *ids);
+    if (!ids)
+        return dhf_err_set("out of memory");
+    int rc = dhf_clip_tokenize(m->tokenizer, text, strlen(text), ids, NULL, NULL);
+    if (rc == 0) {
+        bool inference = dhf_inference_begin() == DHF_OK;
+        rc = dhf_clip_text_forward(m->text_encoder, ids, 1, T, out, NULL, NULL);
+        if (inference)
+            dhf_inference_end();
+    }
+    free(ids);
+    return rc;
 }
 
 int dhf_sd_empty_prompt_embeds(const dhf_sd_model *m, dhf_tensor *out)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "extract/clip_text.h"
+#include "extract/clip_tokenizer.h"
 #include "extract/image_prep.h"
 #include "extract/inversion.h"
 #include "extract/unet.h"
@@ -24,11 +25,13 @@ typedef struct {
     dhf_vae *vae;
     dhf_clip_text *text_encoder;    /* NULL: folder has none, or not requested */
     int64_t pad_token_id;           /* -1 when the folder has no tokenizer/ */
+    dhf_clip_tokenizer *tokenizer;  /* NULL: tokenizer/ has no vocab.json + merges.txt */
 } dhf_sd_model;
 
 typedef struct {
     dhf_model_placement placement;  /* default CPU float32 */
     bool load_text_encoder;         /* default true (if the folder has text_encoder/) */
+    bool load_vae_decoder;          /* default false: the encoder only */
 } dhf_sd_load_opts;
 
 dhf_sd_load_opts dhf_sd_load_opts_default(void);
@@ -42,6 +45,10 @@ void dhf_sd_model_free(dhf_sd_model *m);
 /* CLIP("") : NEW [1, max_position_embeddings, hidden] on the model's placement. Error
  * when the folder has no text encoder or no tokenizer (then use prompt_embeds). */
 int dhf_sd_empty_prompt_embeds(const dhf_sd_model *m, dhf_tensor *out);
+/* CLIP(text) as the paper's get_tokens_embedding: the tokenizer's 77 ids (truncated,
+ * max_length padding, no attention mask) through the text encoder: NEW [1, 77, hidden].
+ * Error when the folder has no text encoder or no BPE vocabulary. */
+int dhf_sd_prompt_embeds(const dhf_sd_model *m, const char *text, dhf_tensor *out);
 /* A user's conditioning file: tensor `encoder_hidden_states` [1, L, D] (F32/F16/BF16)
  * with D = cross_dim (the UNet's cross_attention_dim). NEW float32 CPU. */
 int dhf_load_prompt_embeds(const char *path, int64_t cross_dim, dhf_tensor *out);
