@@ -23,14 +23,14 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: dhf generate CONFIG.yaml [--prompt TEXT ... | --prompts FILE.json]\n"
             "                    [--negative-prompt TEXT] [--seed S] [-n N] [--init-latent FILE]\n"
-            "                    [-o OUTDIR] [--set key=value ...] [--threads N]\n\n"
+            "                    [-o OUTDIR] [--cache FILE.h5] [--set key=value ...] [--threads N]\n\n"
             "The paper's generation mode: for every prompt, N images (default 2, the paper's\n"
             "batch) from seeded noise through its DDIM sampler (num_timesteps steps) with\n"
             "classifier-free guidance (guidance_scale; -1 = none) against the negative prompt,\n"
             "the decoder features of the conditional pass at save_timestep stored in an HDF5\n"
             "feature cache (the format of dhf extract; slot order by flip_timesteps, see\n"
             "docs/GENERATION.md), the decoded images as PNG. Writes OUTDIR/images/<key>,\n"
-            "OUTDIR/features.h5 (or cache_path), OUTDIR/latents/*.safetensors (the initial\n"
+            "OUTDIR/features.h5 (or --cache), OUTDIR/latents/*.safetensors (the initial\n"
             "noise), OUTDIR/generations.jsonl (prompt, seed, latent per image) and\n"
             "OUTDIR/config.resolved.yaml. A re-run skips prompts already generated.\n\n"
             "  --prompt TEXT          a prompt (repeatable; default: the prompt key)\n"
@@ -44,6 +44,7 @@ static void usage(FILE *f)
             "  --init-latent FILE     the initial noise from a safetensors file (one tensor\n"
             "                         [N, 4, r/8, r/8]; one prompt) instead of the seed\n"
             "  -o OUTDIR              output folder (default <output_dir>/generate-<time>)\n"
+            "  --cache FILE.h5        the feature cache (default OUTDIR/features.h5)\n"
             "  --set key=value        any configuration key (e.g. guidance_scale=7.5)\n"
             "  --threads N            CPU threads (default: the threads key)\n");
 }
@@ -110,6 +111,7 @@ int dhf_cmd_generate(int argc, char **argv)
     const char *files[MAX_ARGS], *sets[MAX_ARGS], *prompts[MAX_ARGS];
     int n_files = 0, n_sets = 0, n_prompt_args = 0, threads = -1, n = 2;
     const char *prompts_file = NULL, *neg = NULL, *init = NULL, *out = NULL, *seed_s = NULL;
+    const char *cache = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (dhf_cli_is_help(a)) {
@@ -145,6 +147,8 @@ int dhf_cmd_generate(int argc, char **argv)
             init = v;
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             out = v;
+        } else if (strcmp(a, "--cache") == 0) {
+            cache = v;
         } else if (strcmp(a, "--set") == 0) {
             if (n_sets == MAX_ARGS)
                 return dhf_cli_usage_error("generate", "too many --set options");
@@ -211,7 +215,7 @@ int dhf_cmd_generate(int argc, char **argv)
         out = out_buf;
     }
     dhf_generate_options o = {.prompts = p, .n_prompts = np, .init_latent = init, .out_dir = out,
-                              .cache_path = cfg.cache_path};
+                              .cache_path = cache};
     dhf_generate_summary s;
     if (dhf_generate_run(&cfg, &o, &s) != 0)
         return dhf_cli_fail("generate");
