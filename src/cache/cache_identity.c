@@ -62,10 +62,29 @@ void dhf_cache_identity_describe(const dhf_cache_identity *id, char *buf, size_t
 #undef PUT
 }
 
+/* The keys in which generation features legitimately differ from the inversion
+ * features a network was trained on (the paper applies inversion-trained networks to
+ * generated images): how the latent came about and what conditioned it. */
+static const char *const mode_keys[] = {"diffusion_mode", "prompt", "negative_prompt",
+                                        "guidance_scale", "prompt_embeds", "image_resize",
+                                        "image_load_resolution", "vae_latent", "vae_seed", NULL};
+
+static bool is_generation(const cJSON *o)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "diffusion_mode");
+    return cJSON_IsString(m) && strcmp(m->valuestring, "generation") == 0;
+}
+
 /* Compares two JSON texts structurally (key order does not matter). */
 static bool json_same(const char *a, const char *b)
 {
     cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+    /* generation features through an inversion-trained network: compare the rest */
+    if (ja && jb && is_generation(ja) != is_generation(jb))
+        for (int i = 0; mode_keys[i]; i++) {
+            cJSON_DeleteItemFromObjectCaseSensitive(ja, mode_keys[i]);
+            cJSON_DeleteItemFromObjectCaseSensitive(jb, mode_keys[i]);
+        }
     bool same = ja && jb && cJSON_Compare(ja, jb, true);
     if (!ja || !jb)
         same = strcmp(a, b) == 0;

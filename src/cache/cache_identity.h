@@ -32,7 +32,9 @@ int dhf_cache_identity_from_layout(const dhf_cache_layout *l, dhf_cache_identity
 void dhf_cache_identity_describe(const dhf_cache_identity *id, char *buf, size_t n);
 /* 0 when `have` (e.g. the cache the trainer opened) matches `want` (e.g. what the
  * checkpoint was trained on); else -1 with a message naming the first difference,
- * then both descriptions on their own lines. */
+ * then both descriptions on their own lines. Generation features match inversion
+ * features (the paper applies inversion-trained networks to generated images) when
+ * all but the mode, prompts, guidance and image-loading settings agree. */
 int dhf_cache_identity_check(const dhf_cache_identity *want, const char *want_name,
                              const dhf_cache_identity *have, const char *have_name);
 

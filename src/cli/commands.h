@@ -25,6 +25,8 @@ int dhf_cmd_import(int argc, char **argv);
 int dhf_cmd_export(int argc, char **argv);
 int dhf_cmd_table1(int argc, char **argv);
 int dhf_cmd_generate(int argc, char **argv);
+int dhf_cmd_match(int argc, char **argv);
+int dhf_cmd_draw(int argc, char **argv);
 
 /* The table, in the order `dhf --help` lists it (defined in main.c). */
 extern const dhf_command dhf_commands[];

@@ -12,6 +12,8 @@ const dhf_command dhf_commands[] = {
     {"synth", dhf_cmd_synth, "render the synthetic benchmark in SPair-71k and CUB-200-2011 formats"},
     {"heatmap", dhf_cmd_heatmap, "mixing-weight heatmap of a checkpoint: PNG, SVG and CSV"},
     {"eval", dhf_cmd_eval, "keypoint transfer + PCK over a pair set: results.json/.md, predictions"},
+    {"match", dhf_cmd_match, "dense correspondences between two images through a network, drawn"},
+    {"draw", dhf_cmd_draw, "one evaluated pair drawn: keypoints, predictions, true targets"},
     {"pck", dhf_cmd_pck, "recompute every PCK metric from a predictions.jsonl"},
     {"generate", dhf_cmd_generate, "images + generation features from prompts (CFG, the paper's sampler)"},
     {"extract", dhf_cmd_extract, "cache diffusion features of a dataset or image list (HDF5, resumable)"},

@@ -76,6 +76,19 @@ static const provider_entry *find_provider(const char *spec, const char **arg)
     return NULL;
 }
 
+int dhf_eval_open_provider(const dhf_config *cfg, const char *spec, const char *checkpoint,
+                           dhf_provider *out)
+{
+    if (!spec)
+        spec = checkpoint ? "hyperfeatures" : "image";
+    const char *arg = NULL;
+    const provider_entry *pe = find_provider(spec, &arg);
+    if (!pe)
+        return DHF_EVAL_BAD_REQUEST;
+    dhf_provider_args pa = {.arg = arg, .checkpoint = checkpoint, .cfg = cfg};
+    return pe->open(&pa, out);
+}
+
 /* The evaluator's options from the configuration. */
 static int eval_opts(const dhf_config *cfg, const dhf_eval_request *rq, dhf_eval_opts *o)
 {

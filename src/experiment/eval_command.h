@@ -37,6 +37,11 @@ int dhf_eval_command(const dhf_config *cfg, const dhf_eval_request *rq, dhf_eval
  * NULL with the message when the dataset has no such split. */
 const char *dhf_eval_split(const dhf_config *cfg, const char *split);
 
+/* Opens the provider "NAME[:ARG]" (NULL: hyperfeatures with a checkpoint, else image)
+ * for cfg. DHF_EVAL_BAD_REQUEST for an unknown name. */
+int dhf_eval_open_provider(const dhf_config *cfg, const char *spec, const char *checkpoint,
+                           dhf_provider *out);
+
 /* The provider table as `--help` lists it. */
 void dhf_eval_providers_help(FILE *f);
 

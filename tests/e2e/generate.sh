@@ -140,4 +140,31 @@ printf '["a cat", {"prompt": "a dog", "seed": 7, "n": 1}]' >p.json
 "$DHF" generate t.yaml --prompt x --init-latent nowhere.safetensors -o d >d.log 2>&1 && fail "missing latent accepted"
 grep -q "nowhere.safetensors" d.log || fail "missing latent message: $(cat d.log)"
 "$DHF" generate t.yaml --prompt x -n 0 -o d >d.log 2>&1; [ $? -eq 2 ] || fail "-n 0: expected exit 2"
+# ---- 3. dhf match on the generated pair, dhf draw on an evaluated one -----------------
+K=a/images/0000-a-red-car
+"$DHF" match t.yaml $K/0.png $K/1.png --provider layer:4 --cache a/features.h5 --grid 6 \
+    -o m.png >m.log 2>&1 || fail "dhf match: $(cat m.log)"
+grep -q "36 correspondences" m.log || fail "dhf match summary: $(cat m.log)"
+python3 - m.json <<'EOF' || fail "m.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["points"]) == 36 and d["provider"].startswith("layer:4"), d["provider"]
+for p in d["points"]:
+    assert 0 <= p["dst_xy"][0] <= 63 and 0 <= p["dst_xy"][1] <= 63, p
+EOF
+[ "$(head -c 8 m.png | od -An -tx1 | tr -d ' ')" = "89504e470d0a1a0a" ] || fail "m.png is not a PNG"
+"$DHF" match t.yaml $K/0.png $K/1.png --provider layer:4 --cache a/features.h5 -o m.jpg >/dev/null 2>&1
+[ $? -eq 2 ] || fail "match -o m.jpg: expected exit 2"
+"$DHF" match t.yaml $K/0.png nowhere.png --provider layer:4 --cache a/features.h5 -o m2.png >m2.log 2>&1
+[ $? -eq 1 ] && grep -q "nowhere.png" m2.log || fail "match with a missing image: $(cat m2.log)"
+"$DHF" synth -o data --categories dog --images-per-category 6 --pairs-per-category 3 --spair-only \
+    >/dev/null 2>&1 || fail "synth"
+"$DHF" eval --data data/SPair-71k --split test -o ev --quiet >/dev/null 2>&1 || fail "eval (image provider)"
+PID=$(python3 -c "import json; print(json.loads(open('ev/predictions.jsonl').readline())['pair_id'])")
+"$DHF" draw ev/predictions.jsonl --pair "$PID" -o d.png >d.log 2>&1 || fail "dhf draw: $(cat d.log)"
+grep -q "wrote d.png: $PID, [0-9]* of [0-9]* keypoints within PCK@0.1 img" d.log || fail "draw summary: $(cat d.log)"
+"$DHF" draw ev/predictions.jsonl --pair 0 -o d0.png >/dev/null 2>&1 || fail "dhf draw --pair 0"
+cmp -s d.png d0.png || fail "--pair 0 and the first pair id drew different pictures"
+"$DHF" draw ev/predictions.jsonl --pair nope -o d1.png >d1.log 2>&1
+[ $? -eq 1 ] && grep -q "no keypoints of pair 'nope'" d1.log || fail "draw of an unknown pair: $(cat d1.log)"
 echo "generate: OK"

@@ -582,10 +582,20 @@ static void test_cache_identity(void **state)
     b.cache.layer_chw[0][1] = 4;
     assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &b.cache, "B"), -1);
     assert_non_null(strstr(dhf_err_msg(), "layer 0 shape differs: 3x8x8 vs 3x4x8"));
+    /* generation features through an inversion-trained network (the paper's use): the
+     * mode, prompts and guidance may differ, nothing else */
     fill_meta(&b);
-    b.cache.features_json = "{\"diffusion_mode\":\"generation\",\"num_timesteps\":50}";
+    b.cache.features_json = "{\"diffusion_mode\":\"generation\",\"num_timesteps\":50,"
+                            "\"prompt\":\"\",\"guidance_scale\":7.5,\"negative_prompt\":\"ugly\"}";
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &b.cache, "B"), 0);
+    b.cache.features_json = "{\"diffusion_mode\":\"generation\",\"num_timesteps\":40}";
     assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &b.cache, "B"), -1);
     assert_non_null(strstr(dhf_err_msg(), "different feature settings"));
+    /* two inversion caches still may not differ in their prompt */
+    a.cache.features_json = "{\"diffusion_mode\":\"inversion\",\"num_timesteps\":50,\"prompt\":\"\"}";
+    b.cache.features_json = "{\"diffusion_mode\":\"inversion\",\"num_timesteps\":50,\"prompt\":\"a cat\"}";
+    assert_int_equal(dhf_cache_identity_check(&a.cache, "A", &b.cache, "B"), -1);
+    fill_meta(&a);
 
     /* from a cache layout */
     dhf_cache_layout l;
