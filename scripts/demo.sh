@@ -58,6 +58,18 @@ step "dhf export / dhf import: the network in the paper's torch.save layout and 
 step "dhf heatmap: mixing weights -> $OUT/mixing.png"
 "$DHF" heatmap "$CKPT" -o "$OUT/mixing.png"
 
+step "dhf generate: two images from one prompt (CFG 7.5), their generation features -> $OUT/generate"
+"$DHF" generate "$CFG" --prompt "a cat sitting in a living room" -n 2 --seed 0 \
+    --set guidance_scale=7.5 --set flip_timesteps=true -o "$OUT/generate"
+GEN="$OUT/generate/images/0000-a-cat-sitting-in-a-living-room"
+
+step "dhf match / dhf draw: the inversion-trained network on the generated pair and on a real one"
+"$DHF" match "$CFG" "$GEN/0.png" "$GEN/1.png" --checkpoint "$CKPT" \
+    --cache "$OUT/generate/features.h5" -o "$OUT/match-generated.png"
+"$DHF" match "$CFG" "$OUT/data/SPair-71k/JPEGImages/bird/bird_000001.jpg" \
+    "$OUT/data/SPair-71k/JPEGImages/bird/bird_000003.jpg" --checkpoint "$CKPT" -o "$OUT/match-real.png"
+"$DHF" draw "$OUT/eval/hyper/predictions.jsonl" --pair 0 -o "$OUT/pair0.png"
+
 step "dhf init-model: tiny SD-2.1-structured model -> $OUT/model-sd21"
 if [ ! -f "$OUT/model-sd21/model_index.json" ]; then
     "$DHF" init-model --preset tiny-sd21 --seed 0 -o "$OUT/model-sd21"
@@ -94,5 +106,8 @@ echo "  $OUT/runs/demo/       checkpoints, metrics.jsonl, heatmaps"
 echo "  $OUT/eval/*/          results.json, results.md, predictions.jsonl"
 echo "  $OUT/mixing.png       mixing-weight heatmap (.svg, .csv beside it)"
 echo "  $OUT/best.pt          the network as the paper's code saves it (dhf export)"
+echo "  $OUT/generate/        dhf generate: images/, features.h5, latents/, generations.jsonl"
+echo "  $OUT/match-*.png      dhf match: dense correspondences (generated and real pair)"
+echo "  $OUT/pair0.png        dhf draw: one evaluated pair"
 echo "  $OUT/table1/          dhf table1: table1.md, table1.json, per_category/, heatmaps/"
 echo "(a tiny random-weight model: the numbers show the pipeline, not the paper)"
