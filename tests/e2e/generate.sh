@@ -167,4 +167,24 @@ grep -q "wrote d.png: $PID, [0-9]* of [0-9]* keypoints within PCK@0.1 img" d.log
 cmp -s d.png d0.png || fail "--pair 0 and the first pair id drew different pictures"
 "$DHF" draw ev/predictions.jsonl --pair nope -o d1.png >d1.log 2>&1
 [ $? -eq 1 ] && grep -q "no keypoints of pair 'nope'" d1.log || fail "draw of an unknown pair: $(cat d1.log)"
+# an inversion-trained network reads the generation cache (the flip rule's identity)
+cat >>t.yaml <<'EOF'
+data_root: data/SPair-71k
+cache_path: inv.h5
+projection_dim: 128
+output_resolution: 8
+load_resolution: 64
+max_steps_per_epoch: 3
+max_epochs: 1
+val_every_n_steps: 3
+val_pairs_per_category: 2
+run_name: r
+EOF
+for split in trn val; do
+    "$DHF" extract t.yaml --set split=$split --set guidance_scale=-1 >x_$split.log 2>&1 || fail "extract $split: $(tail -3 x_$split.log)"
+done
+"$DHF" train t.yaml --set guidance_scale=-1 --quiet >tr.log 2>&1 || fail "train: $(tail -3 tr.log)"
+"$DHF" match t.yaml $K/0.png $K/1.png --checkpoint out/r/last.safetensors --cache a/features.h5 \
+    -o mh.png >mh.log 2>&1 || fail "match with an inversion-trained network on generation features: $(cat mh.log)"
+grep -q "\[hyperfeatures\]" mh.log || fail "match through the network: $(cat mh.log)"
 echo "generate: OK"
