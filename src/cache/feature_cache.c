@@ -665,7 +665,13 @@ static int open_existing(dhf_feature_cache *c, bool writable, int chunk_cache_im
              * writing; SWMR read mode accepts such a file. */
             char first[512];
             snprintf(first, sizeof first, "%s", dhf_h5_error());
-            c->file = H5Fopen(c->path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+            /* only then: SWMR reads retry damaged metadata with growing sleeps, which
+             * on a corrupt file means minutes; a bounded number of attempts besides */
+            if (strstr(first, "already open for write"))
+                H5Pset_metadata_read_attempts(fapl, 8);
+            c->file = strstr(first, "already open for write")
+                          ? H5Fopen(c->path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl)
+                          : -1;
             if (c->file < 0) {
                 H5Eclear2(H5E_DEFAULT);
                 H5Pclose(fapl);

@@ -255,8 +255,9 @@ static int read_id_value(dhf_cub_tables *t, const char *rel, const char *what, i
             }
             t->images[img].is_train = (int)v[1];
         } else {
-            if (v[1] < 1) {
-                rc = dhf_err_set("%s:%d: %s must be >= 1, got %g", r.path, r.line, what, v[1]);
+            if (v[1] < 1 || v[1] > CUB_MAX_ID) {
+                rc = dhf_err_set("%s:%d: %s must be in 1..%d, got %g", r.path, r.line, what,
+                                 CUB_MAX_ID, v[1]);
                 break;
             }
             t->images[img].class_id = (int)v[1];
@@ -383,9 +384,8 @@ static int read_part_locs(dhf_cub_tables *t)
             rc = dhf_err_set("%s:%d: image id %d is not in images.txt", r.path, r.line, id);
             break;
         }
-        if ((part = part_index(t, (int)v[1])) < 0) {
-            rc = dhf_err_set("%s:%d: part id %d is not in parts/parts.txt", r.path, r.line,
-                             (int)v[1]);
+        if (as_id(v[1]) < 0 || (part = part_index(t, as_id(v[1]))) < 0) {
+            rc = dhf_err_set("%s:%d: part id %g is not in parts/parts.txt", r.path, r.line, v[1]);
             break;
         }
         if (v[4] != 0 && v[4] != 1) {

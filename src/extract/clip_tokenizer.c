@@ -174,8 +174,10 @@ static int load_vocab(dhf_clip_tokenizer *t, const char *dir)
     const cJSON *e;
     cJSON_ArrayForEach(e, v)
     {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0) {
-            dhf_err_set("%s/vocab.json: token '%s': expected a non-negative id", dir, e->string);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= 4e9) ||
+            e->valuedouble != (double)(int64_t)e->valuedouble) {
+            dhf_err_set("%s/vocab.json: token '%s': expected an integer id in 0..4e9", dir,
+                        e->string);
             goto done;
         }
         if (strmap_put(&t->vocab, e->string, (int64_t)e->valuedouble) != 0)

@@ -1,0 +1,37 @@
+/* fuzz_cache.c — the HDF5 feature-cache reader (cache/feature_cache.h) on arbitrary
+ * bytes: open, the image index, a lookup, the first committed image's maps. */
+#include "fuzz_util.h"
+
+#include "cache/feature_cache.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *path = fuzz_write("cache.h5", data, size);
+    dhf_feature_cache *c = NULL;
+    if (dhf_cache_open_read(path, 1, &c) != 0)
+        return 0;
+    int64_t n = dhf_cache_num_images(c);
+    for (int64_t r = 0; r < n && r < 4; r++) {
+        const dhf_cache_image *im = dhf_cache_image_at(c, r);
+        int64_t row = -1;
+        dhf_cache_lookup(c, im->key, &row);
+        if (!dhf_cache_is_committed(c, r))
+            continue;
+        for (int l = 0; l < dhf_cache_num_layers(c); l++) {
+            int64_t chw[3];
+            if (dhf_cache_layer_shape(c, l, chw) != 0)
+                continue;
+            size_t m = (size_t)(chw[0] * chw[1] * chw[2]);
+            if (m == 0 || m > (1u << 22))
+                continue;
+            float *buf = malloc(m * sizeof *buf);
+            if (buf)
+                dhf_cache_read_map(c, r, 0, l, buf, m);
+            free(buf);
+        }
+        int64_t bad = 0;
+        dhf_cache_check_row(c, r, &bad);
+    }
+    dhf_cache_close(c);
+    return 0;
+}
