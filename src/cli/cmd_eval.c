@@ -122,6 +122,15 @@ int dhf_cmd_eval(int argc, char **argv)
             setenv("DHF_PROGRESS", "0", 1); /* the dataset loaders report progress too */
             continue;
         }
+        static const char *const with_value[] = {"--data", "--dataset", "--split", "--pairs",
+                                                 "--pairs-per-category", "--seed", "--provider",
+                                                 "--checkpoint", "--set", "-o", "--out",
+                                                 "--threads", NULL};
+        bool known = false;
+        for (int k = 0; with_value[k] && !known; k++)
+            known = strcmp(a, with_value[k]) == 0;
+        if (!known)
+            return dhf_cli_usage_error("eval", "unknown option '%s'", a);
         if (need_value(argc, argv, i))
             return DHF_EXIT_USAGE;
         const char *v = argv[++i];

@@ -55,13 +55,26 @@ static int open_image(const char *path, FILE **out, enum image_kind *kind)
     return 0;
 }
 
+/* The pixel limit against decompression bombs: DHF_IMAGE_MAX_PIXELS (environment)
+ * lowers or raises the default 2^28, as Pillow's Image.MAX_IMAGE_PIXELS does. */
+static unsigned long max_pixels(void)
+{
+    const char *e = getenv("DHF_IMAGE_MAX_PIXELS");
+    char *end = NULL;
+    unsigned long v = e && *e ? strtoul(e, &end, 10) : 0;
+    return e && *e && end && !*end && v > 0 ? v : DHF_IMAGE_MAX_PIXELS;
+}
+
 static int check_dims(const char *path, long w, long h)
 {
     if (w <= 0 || h <= 0)
         return dhf_err_set("%s: invalid image size %ldx%ld", path, w, h);
+    unsigned long limit = max_pixels();
     if (w > DHF_IMAGE_MAX_SIDE || h > DHF_IMAGE_MAX_SIDE ||
-        (unsigned long)w * (unsigned long)h > DHF_IMAGE_MAX_PIXELS)
-        return dhf_err_set("%s: image size %ldx%ld exceeds the supported maximum", path, w, h);
+        (unsigned long)w * (unsigned long)h > limit)
+        return dhf_err_set("%s: image size %ldx%ld exceeds the limit (%d per side, %lu pixels: "
+                           "DHF_IMAGE_MAX_PIXELS); a decompression bomb?",
+                           path, w, h, DHF_IMAGE_MAX_SIDE, limit);
     return 0;
 }
 

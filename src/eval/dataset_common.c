@@ -193,6 +193,19 @@ int dhf_ds_check_box(const char *where, const char *field, const double box[4],
     return 0;
 }
 
+int dhf_ds_check_points(const char *where, const char *field, const double *pts, int n,
+                        const int size[2])
+{
+    for (int i = 0; i < n; i++) {
+        double x = pts[2 * i], y = pts[2 * i + 1];
+        if (!(x >= -DHF_BOX_SLACK && y >= -DHF_BOX_SLACK && x <= size[0] + DHF_BOX_SLACK &&
+              y <= size[1] + DHF_BOX_SLACK))
+            return dhf_err_set("%s: field '%s': keypoint %d (%g, %g) lies outside the %dx%d image",
+                               where, field, i, x, y, size[0], size[1]);
+    }
+    return 0;
+}
+
 int dhf_ds_alloc_kps(dhf_pair *p, int n)
 {
     p->n_kps = n;

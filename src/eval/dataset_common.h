@@ -30,6 +30,10 @@ int dhf_ds_set_categories(dhf_dataset *ds, char *const *names, int n);
 /* Error unless box (x1,y1,x2,y2) lies in [0, W] x [0, H] up to DHF_BOX_SLACK. */
 int dhf_ds_check_box(const char *where, const char *field, const double box[4],
                      const int size[2]);
+/* Every point of pts[n][2] inside the size[0] x size[1] image (the box tolerance):
+ * else an error naming the field, the point and the image size. */
+int dhf_ds_check_points(const char *where, const char *field, const double *pts, int n,
+                        const int size[2]);
 /* Allocates the per-keypoint arrays of p for n keypoints (visible = 1). */
 int dhf_ds_alloc_kps(dhf_pair *p, int n);
 /* Copies a bounded string (ids, names) with an error on overflow. */

@@ -101,6 +101,9 @@ static int read_pair_fields(const cJSON *j, const char *where, const char *stem,
         dhf_err_set("%s: field 'src_kps': expected at least one keypoint, got none", where);
         goto out;
     }
+    if (dhf_ds_check_points(where, "src_kps", src, n_src, p->src_size) != 0 ||
+        dhf_ds_check_points(where, "trg_kps", trg, n_src, p->trg_size) != 0)
+        goto out;
     if (dhf_ds_alloc_kps(p, n_src) != 0)
         goto out;
     memcpy(p->src_kps, src, sizeof(double) * 2 * (size_t)n_src);
