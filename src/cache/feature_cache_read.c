@@ -7,6 +7,8 @@
 #include "cache/half_float.h"
 #include "core/error.h"
 
+#include <string.h>
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -39,9 +41,21 @@ static int read_raw(dhf_feature_cache *c, int64_t row, int step0, int nsteps, in
     const char *why = st < 0 ? dhf_h5_error() : NULL;
     H5Sclose(fs);
     H5Sclose(ms);
+    if (st < 0 && nsteps > 1) {
+        /* name the damaged map: the first step that does not read on its own */
+        for (int s = step0; s < step0 + nsteps; s++) {
+            size_t one = dhf_cache_map_numel(c, layer) * (c->layout.dtype == DHF_CACHE_F32 ? 4 : 2);
+            if (read_raw(c, row, s, 1, layer, (char *)buf + (size_t)(s - step0) * one) != 0)
+                return -1;
+        }
+    }
     if (st < 0)
-        return dhf_err_set("%s: cannot read image '%s' layer %d: %s", c->path,
-                           c->images[row].key, layer + 1, why);
+        return dhf_err_set("%s: cannot read image '%s' step %d layer %d (%s%s)", c->path,
+                           c->images[row].key, step0, layer + 1,
+                           why && strstr(why, "checksum") ? "checksum mismatch: the file is "
+                                                            "damaged; re-extract this image; "
+                                                          : "",
+                           why);
     return 0;
 }
 

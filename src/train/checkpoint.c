@@ -5,6 +5,7 @@
 #include "core/str.h"
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/safetensors.h"
 #include "core/torch/st_tensor.h"
 
@@ -176,6 +177,89 @@ static int check_like(const char *path, const char *name, const char *what, dhf_
     return 0;
 }
 
+/* CRC-32 of a float32 tensor's little-endian bytes, as the file stores them. */
+static int tensor_crc(dhf_tensor t, uint32_t *crc, const char *path, const char *name)
+{
+    if (dhf_get_dtype(t) != DHF_F32)
+        return dhf_err_set("%s: tensor '%s': checkpoints hold float32 tensors", path, name);
+    int64_t n = dhf_numel(t);
+    float *buf = malloc((size_t)(n > 0 ? n : 1) * sizeof *buf);
+    if (!buf)
+        return dhf_err_set("out of memory");
+    if (dhf_to_buffer(t, DHF_F32, buf, (size_t)n * sizeof *buf) != DHF_OK) {
+        free(buf);
+        return dhf_err_set("%s: tensor '%s': %s", path, name, dhf_last_error());
+    }
+    *crc = dhf_crc32_update(0, (const unsigned char *)buf, (size_t)n * sizeof *buf);
+    free(buf);
+    return 0;
+}
+
+/* metadata 'tensor_crc32': {"name": "xxxxxxxx", ...} over every tensor's data, so a
+ * damaged checkpoint is refused by name instead of loading wrong numbers */
+static int add_crcs(dhf_st_writer *w, const dhf_ckpt_entry *entries, int n, const char *path)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return dhf_err_set("out of memory");
+    char name[NAME_CAP], hex[16];
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const dhf_ckpt_entry *e = &entries[i];
+        dhf_tensor ts[3] = {e->param, e->exp_avg, e->exp_avg_sq};
+        const char *prefix[3] = {"", DHF_CKPT_EXP_AVG_PREFIX, DHF_CKPT_EXP_AVG_SQ_PREFIX};
+        for (int k = 0; rc == 0 && k < 3; k++) {
+            if (!ts[k])
+                continue;
+            uint32_t crc = 0;
+            snprintf(name, sizeof name, "%s%s", prefix[k], e->name);
+            rc = tensor_crc(ts[k], &crc, path, name);
+            snprintf(hex, sizeof hex, "%08x", crc);
+            if (rc == 0 && !cJSON_AddStringToObject(o, name, hex))
+                rc = dhf_err_set("out of memory");
+        }
+    }
+    char *text = rc == 0 ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (rc == 0)
+        rc = text ? dhf_st_writer_set_metadata(w, "tensor_crc32", text) : dhf_err_set("out of memory");
+    free(text);
+    return rc;
+}
+
+/* Checks every tensor against 'tensor_crc32' when the file has it (older checkpoints
+ * have not). */
+static int verify_crcs(const dhf_st_file *f)
+{
+    const char *text = dhf_st_metadata_get(f, "tensor_crc32");
+    if (!text)
+        return 0;
+    cJSON *o = cJSON_Parse(text);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return dhf_err_set("%s: __metadata__ 'tensor_crc32' is not a JSON object", dhf_st_path(f));
+    }
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < dhf_st_count(f); i++) {
+        const dhf_st_info *t = dhf_st_at(f, i);
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(o, t->name);
+        if (!cJSON_IsString(want)) {
+            rc = dhf_err_set("%s: tensor '%s' has no checksum in 'tensor_crc32'", dhf_st_path(f),
+                             t->name);
+            break;
+        }
+        char hex[16];
+        snprintf(hex, sizeof hex, "%08x",
+                 dhf_crc32_update(0, (const unsigned char *)t->data, (size_t)t->nbytes));
+        if (strcmp(hex, want->valuestring) != 0)
+            rc = dhf_err_set("%s: tensor '%s' is damaged (CRC-32 %s, recorded %s): the file "
+                             "was changed or corrupted after it was written", dhf_st_path(f),
+                             t->name, hex, want->valuestring);
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
 int dhf_ckpt_save(const char *path, const dhf_ckpt_entry *entries, int n,
                   const dhf_ckpt_meta *meta)
 {
@@ -219,6 +303,8 @@ int dhf_ckpt_save(const char *path, const dhf_ckpt_entry *entries, int n,
     }
     if (rc == 0)
         rc = write_metadata(w, meta, with_optim, path);
+    if (rc == 0)
+        rc = add_crcs(w, entries, n, path);
     if (rc == 0)
         rc = dhf_st_writer_save(w, path);
     dhf_st_writer_free(w);
@@ -402,6 +488,8 @@ int dhf_ckpt_read_meta(const char *path, dhf_ckpt_meta *meta)
         return -1;
     int rc = check_schema(f);
     if (rc == 0)
+        rc = verify_crcs(f);
+    if (rc == 0)
         rc = meta_from_file(f, meta);
     dhf_st_close(f);
     return rc;
@@ -469,6 +557,8 @@ int dhf_ckpt_load(const char *path, const dhf_ckpt_entry *entries, int n, dhf_ck
         return -1;
     dhf_ckpt_meta m;
     int rc = check_schema(f);
+    if (rc == 0)
+        rc = verify_crcs(f);
     if (rc == 0)
         rc = meta_from_file(f, &m);
     if (rc != 0) {

@@ -3,6 +3,9 @@
 #include "train/trainer.h"
 
 #include <math.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +53,7 @@ typedef struct {
     dhf_jsonl log;
     int64_t last_ckpt_step;             /* step of last.safetensors; -1 = none */
     int64_t *src_idx, *trg_idx;
+    int lock_fd;                        /* flock'ed <parent>/.<run>.train.lock, or -1 */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -68,6 +72,8 @@ static void trainer_free(trainer *t)
     dhf_cache_close(t->cache);
     free(t->src_idx);
     free(t->trg_idx);
+    if (t->lock_fd >= 0)
+        close(t->lock_fd);   /* releases the lock; the file stays (no unlink race) */
 }
 
 int dhf_train_run_dir(const dhf_config *cfg, const char *config_path, char *run_name,
@@ -120,6 +126,33 @@ static int setup_paths(trainer *t, const dhf_train_options *opt)
         "best.safetensors") || join(t->heat_dir, t->run_dir, "heatmaps") ||
         join(t->metrics_path, t->run_dir, "metrics.jsonl"))
         return -1;
+    /* one dhf train per run folder: a second process refuses at once. The lock lives
+     * beside the folder (<parent>/.<name>.train.lock), so a refused run writes nothing
+     * into a folder of its own. */
+    char lock[PATH_CAP + 64], parent[PATH_CAP];
+    snprintf(parent, sizeof parent, "%s", t->run_dir);
+    char *slash = strrchr(parent, '/');
+    const char *base = slash ? slash + 1 : parent;
+    if (slash == parent)
+        snprintf(lock, sizeof lock, "/.%.200s.train.lock", base);
+    else if (slash)
+        *slash = '\0', snprintf(lock, sizeof lock, "%.3800s/.%.200s.train.lock", parent, base);
+    else
+        snprintf(lock, sizeof lock, ".%.200s.train.lock", base);
+    if (slash && slash != parent && dhf_mkdir_p(parent) != 0)
+        return -1;
+    t->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (t->lock_fd < 0)
+        return dhf_err_set("%s: cannot create %s: %s", t->run_dir, lock, strerror(errno));
+    if (flock(t->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(t->lock_fd);
+        t->lock_fd = -1;
+        return e == EWOULDBLOCK
+                   ? dhf_err_set("run folder %s: another dhf train is running on it (lock %s "
+                                 "is held)", t->run_dir, lock)
+                   : dhf_err_set("%s: cannot lock %s: %s", t->run_dir, lock, strerror(e));
+    }
     if (!opt->resume_dir && (dhf_path_exists(t->last_path) || dhf_path_exists(t->metrics_path)))
         return dhf_err_set("run folder %s already holds a run; continue it with --resume %s or "
                            "choose another run_name", t->run_dir, t->run_dir);
@@ -545,6 +578,7 @@ int dhf_train_run(const dhf_config *cfg, const dhf_train_options *opt, dhf_train
     trainer *t = calloc(1, sizeof *t);
     if (!t)
         return dhf_err_set("out of memory");
+    t->lock_fd = -1;
     t->cfg = *cfg;
     int rc = setup(t, opt);
     if (rc == 0) {
