@@ -8,7 +8,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 DHF       := $(BUILD)/bin/dhf
 
-.PHONY: all deps configure build test test-unit test-parity test-e2e test-asan demo bench clean help
+.PHONY: all deps configure build test test-unit test-parity test-e2e test-asan test-faults fuzz demo bench clean help
 
 all: build
 
@@ -16,6 +16,8 @@ help:
 	@echo "make demo       install deps, build, run the pipeline on the embedded default"
 	@echo "make test       install deps, build, run every test (ctest)"
 	@echo "make test-asan  pure-C modules and their tests under ASan+UBSan"
+	@echo "make fuzz       libFuzzer runs of every parser (FUZZ_SECONDS each; clang), docs/RELIABILITY.md"
+	@echo "make test-faults  the fault tests at full count (kill -9 loops x20, disk full, locks, bit rot)"
 	@echo "make bench      benchmarks, built with DHF_PROFILE in build-bench/ (prints ratios; see BENCHMARKS.md)"
 	@echo "make clean      remove build folders"
 
@@ -44,6 +46,12 @@ test-asan: deps
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j$(JOBS)
 
+test-faults: build
+	@cd $(BUILD) && KILL_LOOPS=20 ctest --output-on-failure -R 'e2e_(faults|bad_inputs)'
+
+fuzz: build
+	@DHF=$(CURDIR)/$(DHF) bash scripts/fuzz.sh build-fuzz
+
 demo: build
 	@bash scripts/demo.sh $(DHF)
 
@@ -54,4 +62,4 @@ bench: deps
 	@bash scripts/bench.sh $(BENCH_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN) $(BENCH_BUILD) build-fuzz
