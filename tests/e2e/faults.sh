@@ -152,6 +152,14 @@ for k in ("step", "rng"):   # the run's position and data order, when recorded
     assert ma.get(k) == mb.get(k), (k, ma.get(k), mb.get(k))
 EOF
 done
+"$DHF" extract x.yaml --set cache_path=sh.h5 --set split=trn --shard 0/2 >/dev/null 2>&1 || fail "shard 0"
+"$DHF" extract x.yaml --set cache_path=sh.h5 --set split=trn --shard 1/2 >/dev/null 2>&1 || fail "shard 1"
+for i in $(seq "$LOOPS"); do   # cache merge: the output is complete or absent
+    rm -f mg.h5
+    timeout -s KILL "$(rnd 0.02 0.4)" "$DHF" cache merge mg.h5 sh.shard0of2.h5 sh.shard1of2.h5 >/dev/null 2>&1
+    [ $? -eq 137 ] && killed=$((killed + 1))
+    if [ -e mg.h5 ]; then "$DHF" cache verify mg.h5 >/dev/null 2>&1 || fail "a killed merge left a bad mg.h5"; fi
+done
 for i in $(seq "$LOOPS"); do   # eval: results are complete or absent
     rm -rf ke
     timeout -s KILL "$(rnd 0.1 1.5)" "$DHF" eval x.yaml --split test --provider layer:4 -o ke --quiet >/dev/null 2>&1
