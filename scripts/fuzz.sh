@@ -26,7 +26,8 @@ for t in $targets; do
     log="$B/fuzz_$t.log"
     start=$(date +%s)
     "$B/fuzz_$t" $limit $dict -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
-        -artifact_prefix="$B/crashes/$t/" "$B/corpus/$t" "$B/seeds/$t" >"$log" 2>&1
+        -artifact_prefix="$B/crashes/$t/" "$B/corpus/$t" "$B/seeds/$t" \
+        $( [ -d "$ROOT/tests/fuzz/regressions/$t" ] && echo "$ROOT/tests/fuzz/regressions/$t" ) >"$log" 2>&1
     st=$?
     runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
     cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
