@@ -213,6 +213,21 @@ EOF
 check_untouched c.h5 "extract into a cache of other settings" 1 "c.h5" "$DHF" extract x.yaml --set save_timestep=[0]
 check_untouched c.h5 "extract with a model folder that is not one" 1 "nomodel" "$DHF" extract x.yaml --set model_id=nomodel
 check "cache verify of a non-cache" 1 "x.yaml" "$DHF" cache verify x.yaml
+# a checkpoint whose shapes disagree with the configuration
+cat >>x.yaml <<'EOF'
+projection_dim: 128
+output_resolution: 8
+load_resolution: 64
+max_steps_per_epoch: 2
+max_epochs: 1
+val_every_n_steps: 2
+val_pairs_per_category: 1
+output_dir: runs
+EOF
+for s in trn val; do "$DHF" extract x.yaml --set split=$s >/dev/null 2>&1 || fail "extract $s"; done
+"$DHF" train x.yaml --set run_name=a --quiet >/dev/null 2>&1 || fail "train"
+check_absent runs/b "a checkpoint of other shapes" 1 "last.safetensors.*(shape|projection_dim)" \
+    "$DHF" train x.yaml --set run_name=b --set projection_dim=256 --init runs/a/last.safetensors --quiet
 
 # ---- models, tokenizers, ViTs ---------------------------------------------------------------
 check "unknown preset" 1 "unknown preset 'tiny-sd99'" "$DHF" init-model --preset tiny-sd99 -o m99
