@@ -330,7 +330,9 @@ static int setup(trainer *t, const dhf_train_options *opt)
     if (opt->resume_dir && restore(t) != 0)
         return dhf_err_wrap("--resume %s", t->run_dir);
     if (!opt->resume_dir && opt->init_from && init_from(t, opt->init_from) != 0)
-        return dhf_err_wrap("--init %s", opt->init_from);
+        /* the reader's message names the file already */
+        return strstr(dhf_err_msg(), opt->init_from) ? dhf_err_wrap("--init")
+                                                     : dhf_err_wrap("--init %s", opt->init_from);
     if (dhf_train_to_device(&t->net, &t->opt, t->dev) != 0)
         return -1;
     if (t->cfg.batch_size > 1)
