@@ -118,9 +118,7 @@ int64_t dhf_clip_tokenizer_bos(const dhf_clip_tokenizer *t) { return t->bos; }
 int64_t dhf_clip_tokenizer_eos(const dhf_clip_tokenizer *t) { return t->eos; }
 int64_t dhf_clip_tokenizer_pad(const dhf_clip_tokenizer *t) { return t->pad; }
 
-/* GPT-2's bytes_to_unicode: printable bytes map to themselves, the other 68 to
- * U+0100, U+0101, ... in byte order. */
-static void bytes_to_unicode(uint32_t out[256])
+void dhf_clip_bytes_to_unicode(uint32_t out[256])
 {
     int n = 0;
     for (int b = 0; b < 256; b++) {
@@ -277,7 +275,7 @@ int dhf_clip_tokenizer_load(const char *dir, dhf_clip_tokenizer **out)
     dhf_clip_tokenizer *t = calloc(1, sizeof *t);
     if (!t)
         return dhf_err_set("out of memory");
-    bytes_to_unicode(t->byte_char);
+    dhf_clip_bytes_to_unicode(t->byte_char);
     cJSON *cfg = NULL, *map = NULL;
     int rc = -1;
     if (load_vocab(t, dir) != 0 || load_merges(t, dir) != 0)

@@ -14,6 +14,10 @@
 
 typedef struct dhf_clip_tokenizer dhf_clip_tokenizer;
 
+/* GPT-2's bytes_to_unicode: out[b] is the code point standing for byte b (printable
+ * bytes themselves, the other 68 U+0100, U+0101, ... in byte order). */
+void dhf_clip_bytes_to_unicode(uint32_t out[256]);
+
 /* <dir>/vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json (the
  * latter wins where both name a token). Errors name the file and the field. */
 int dhf_clip_tokenizer_load(const char *dir, dhf_clip_tokenizer **out);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/unicode.h"
+#include "extract/clip_tokenizer.h"
 #include "core/fsutil.h"
 #include "extract/clip_text.h"
 #include "extract/sd_params.h"
@@ -233,12 +234,9 @@ static int write_json(const char *dir, const char *name, cJSON *o)
 static int write_byte_vocab(const char *dir)
 {
     cJSON *v = cJSON_CreateObject();
-    int n = 0, order = 0;
+    int order = 0;
     uint32_t sym[256];
-    for (int b = 0; b < 256; b++) {
-        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-        sym[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
-    }
+    dhf_clip_bytes_to_unicode(sym);
     /* table order: the printable bytes first, then the rest (bytes_to_unicode's list) */
     int bytes_in_order[256];
     for (int b = 0; b < 256; b++)
