@@ -402,19 +402,24 @@ static int read_layout(dhf_feature_cache *c)
     dhf_cache_layout *l = &c->layout;
     dhf_cache_layout_init(l);
     char kind[64] = "";
+    int64_t v[DHF_CACHE_MAX_LAYERS * 3];
+    int n = 0;
+    /* The version first: it is an integer, and schema 1 held its strings in a form this
+     * reader no longer follows (h5_util.h). */
     if (H5Aexists(c->file, "dhf_kind") <= 0 ||
-        read_string_attr(c, "dhf_kind", kind, sizeof kind) != 0 ||
+        dhf_h5_attr_read_i64(c->file, "dhf_schema_version", v, 1, &n) != 0 || n != 1) {
+        dhf_err_clear();
+        return dhf_err_set("%s: not a dhf feature cache (no root attributes dhf_kind and "
+                           "dhf_schema_version)", c->path);
+    }
+    if (v[0] != DHF_CACHE_SCHEMA_VERSION)
+        return dhf_err_set("%s: cache schema version %lld is not supported (this dhf "
+                           "reads version %d; extract into a new file)", c->path,
+                           (long long)v[0], DHF_CACHE_SCHEMA_VERSION);
+    if (read_string_attr(c, "dhf_kind", kind, sizeof kind) != 0 ||
         strcmp(kind, DHF_CACHE_KIND) != 0)
         return dhf_err_set("%s: not a dhf feature cache (root attribute dhf_kind is not "
                            "\"%s\")", c->path, DHF_CACHE_KIND);
-    int64_t v[DHF_CACHE_MAX_LAYERS * 3];
-    int n = 0;
-    if (dhf_h5_attr_read_i64(c->file, "dhf_schema_version", v, 1, &n) != 0 || n != 1)
-        return dhf_err_wrap("%s", c->path);
-    if (v[0] != DHF_CACHE_SCHEMA_VERSION)
-        return dhf_err_set("%s: cache schema version %lld is not supported (this dhf "
-                           "reads version %d)", c->path, (long long)v[0],
-                           DHF_CACHE_SCHEMA_VERSION);
     char dtype[32];
     if (read_string_attr(c, "model_name", l->model_name, sizeof l->model_name) != 0 ||
         read_string_attr(c, "model_hash", l->model_hash, sizeof l->model_hash) != 0 ||

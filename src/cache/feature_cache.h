@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DHF_CACHE_SCHEMA_VERSION 1
+#define DHF_CACHE_SCHEMA_VERSION 2
 #define DHF_CACHE_MAX_LAYERS 32
 #define DHF_CACHE_MAX_STEPS 64
 #define DHF_CACHE_NAME_LEN 64

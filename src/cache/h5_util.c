@@ -66,18 +66,6 @@ hid_t dhf_h5_fixed_str_type(size_t n)
     return t;
 }
 
-static hid_t vl_str_type(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0)
-        return -1;
-    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-        H5Tclose(t);
-        return -1;
-    }
-    return t;
-}
-
 /* Creates (replacing any existing) attribute `name` and writes `buf` as mem_type. */
 static int write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
                       hid_t space, const void *buf)
@@ -97,10 +85,11 @@ static int write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_ty
 
 int dhf_h5_attr_write_str(hid_t obj, const char *name, const char *value)
 {
-    hid_t t = vl_str_type();
+    size_t n = strlen(value);
+    hid_t t = dhf_h5_fixed_str_type(n > 0 ? n : 1);
     hid_t s = H5Screate(H5S_SCALAR);
     int rc = (t < 0 || s < 0) ? dhf_err_set("attribute '%s': %s", name, dhf_h5_error())
-                              : write_attr(obj, name, t, t, s, &value);
+                              : write_attr(obj, name, t, t, s, n > 0 ? value : "");
     if (s >= 0)
         H5Sclose(s);
     if (t >= 0)
@@ -124,6 +113,23 @@ static hid_t open_attr(hid_t obj, const char *name)
     return a;
 }
 
+/* Only fixed-length strings are read: a variable-length string lives in the file's
+ * global heap, and HDF5 reads a damaged global heap with overlapping copies (found by
+ * fuzzing), so dhf files never hold one and a reader never follows one. */
+static int check_fixed_str(hid_t ft, const char *name)
+{
+    if (ft < 0 || H5Tget_class(ft) != H5T_STRING)
+        return dhf_err_set("attribute '%s': expected a string", name);
+    if (H5Tis_variable_str(ft) != 0)
+        return dhf_err_set("attribute '%s': expected a fixed-length string, found a "
+                           "variable-length one", name);
+    size_t n = H5Tget_size(ft);
+    if (n < 1 || n > DHF_H5_MAX_STR)
+        return dhf_err_set("attribute '%s': expected a string of 1..%d bytes, found %zu",
+                           name, DHF_H5_MAX_STR, n);
+    return 0;
+}
+
 int dhf_h5_attr_read_str(hid_t obj, const char *name, char **value)
 {
     hid_t a = open_attr(obj, name);
@@ -131,32 +137,22 @@ int dhf_h5_attr_read_str(hid_t obj, const char *name, char **value)
         return -1;
     int rc = -1;
     hid_t ft = H5Aget_type(a), space = H5Aget_space(a), mt = -1;
-    if (ft < 0 || space < 0 || H5Tget_class(ft) != H5T_STRING ||
-        H5Sget_simple_extent_npoints(space) != 1) {
+    if (check_fixed_str(ft, name) != 0)
+        goto done;
+    if (space < 0 || H5Sget_simple_extent_npoints(space) != 1) {
         dhf_err_set("attribute '%s': expected a scalar string", name);
         goto done;
     }
-    if (H5Tis_variable_str(ft) > 0) {
-        mt = vl_str_type();
-        char *vl = NULL;
-        if (mt < 0 || H5Aread(a, mt, &vl) < 0) {
-            dhf_err_set("attribute '%s': cannot read: %s", name, dhf_h5_error());
-            goto done;
-        }
-        *value = strdup(vl ? vl : "");
-        H5free_memory(vl);
-    } else {
-        size_t n = H5Tget_size(ft);
-        mt = dhf_h5_fixed_str_type(n);
-        char *buf = calloc(n + 1, 1);
-        if (!buf || mt < 0 || H5Aread(a, mt, buf) < 0) {
-            free(buf);
-            dhf_err_set("attribute '%s': cannot read: %s", name, dhf_h5_error());
-            goto done;
-        }
-        *value = buf;
+    size_t n = H5Tget_size(ft);
+    mt = dhf_h5_fixed_str_type(n);
+    char *buf = calloc(n + 1, 1);
+    if (!buf || mt < 0 || H5Aread(a, mt, buf) < 0) {
+        free(buf);
+        dhf_err_set("attribute '%s': cannot read: %s", name, dhf_h5_error());
+        goto done;
     }
-    rc = *value ? 0 : dhf_err_set("attribute '%s': out of memory", name);
+    *value = buf;
+    rc = 0;
 done:
     if (mt >= 0)
         H5Tclose(mt);
@@ -233,21 +229,29 @@ int dhf_h5_attr_read_f64(hid_t obj, const char *name, double *v, int cap, int *n
 int dhf_h5_attr_write_str_array(hid_t obj, const char *name, const char *names, size_t width,
                                 int count)
 {
-    const char **ptrs = calloc(count > 0 ? (size_t)count : 1, sizeof *ptrs);
-    if (!ptrs)
+    /* One fixed width for all: the longest name (at least 1 byte), NUL-padded. */
+    size_t w = 1;
+    for (int i = 0; i < count; i++) {
+        size_t n = strnlen(names + (size_t)i * width, width);
+        if (n > w)
+            w = n;
+    }
+    char *packed = calloc(count > 0 ? (size_t)count : 1, w);
+    if (!packed)
         return dhf_err_set("attribute '%s': out of memory", name);
     for (int i = 0; i < count; i++)
-        ptrs[i] = names + (size_t)i * width;
-    hid_t t = vl_str_type();
+        memcpy(packed + (size_t)i * w, names + (size_t)i * width,
+               strnlen(names + (size_t)i * width, width));
+    hid_t t = dhf_h5_fixed_str_type(w);
     hsize_t dims[1] = {(hsize_t)count};
     hid_t s = H5Screate_simple(1, dims, NULL);
     int rc = (t < 0 || s < 0) ? dhf_err_set("attribute '%s': %s", name, dhf_h5_error())
-                              : write_attr(obj, name, t, t, s, ptrs);
+                              : write_attr(obj, name, t, t, s, packed);
     if (s >= 0)
         H5Sclose(s);
     if (t >= 0)
         H5Tclose(t);
-    free(ptrs);
+    free(packed);
     return rc;
 }
 
@@ -258,31 +262,37 @@ int dhf_h5_attr_read_str_array(hid_t obj, const char *name, char *names, size_t 
     if (a < 0)
         return -1;
     int rc = -1;
-    hid_t ft = H5Aget_type(a), space = H5Aget_space(a), mt = vl_str_type();
+    hid_t ft = H5Aget_type(a), space = H5Aget_space(a), mt = -1;
     hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    char **ptrs = NULL;
-    if (ft < 0 || H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) <= 0) {
-        dhf_err_set("attribute '%s': expected variable-length strings", name);
+    char *packed = NULL;
+    if (check_fixed_str(ft, name) != 0)
         goto done;
-    }
     if (n < 0 || n > cap) {
         dhf_err_set("attribute '%s': expected at most %d strings, got %lld", name, cap,
                     (long long)n);
         goto done;
     }
-    ptrs = calloc(n > 0 ? (size_t)n : 1, sizeof *ptrs);
-    if (!ptrs || mt < 0 || (n > 0 && H5Aread(a, mt, ptrs) < 0)) {
+    size_t w = H5Tget_size(ft);
+    if (w >= width) {
+        dhf_err_set("attribute '%s': expected strings of at most %zu bytes, found %zu", name,
+                    width - 1, w);
+        goto done;
+    }
+    mt = dhf_h5_fixed_str_type(w);
+    packed = calloc(n > 0 ? (size_t)n : 1, w);
+    if (!packed || mt < 0 || (n > 0 && H5Aread(a, mt, packed) < 0)) {
         dhf_err_set("attribute '%s': cannot read: %s", name, dhf_h5_error());
         goto done;
     }
     for (hssize_t i = 0; i < n; i++) {
-        snprintf(names + (size_t)i * width, width, "%s", ptrs[i] ? ptrs[i] : "");
-        H5free_memory(ptrs[i]);
+        char *dst = names + (size_t)i * width;
+        memcpy(dst, packed + (size_t)i * w, w);
+        dst[w] = '\0';
     }
     *count = (int)n;
     rc = 0;
 done:
-    free(ptrs);
+    free(packed);
     if (mt >= 0)
         H5Tclose(mt);
     if (ft >= 0)

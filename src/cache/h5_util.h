@@ -24,8 +24,12 @@ int dhf_h5_is_half_type(hid_t t);
 /* Fixed-length, NUL-padded UTF-8 string of n bytes. Caller H5Tclose's. */
 hid_t dhf_h5_fixed_str_type(size_t n);
 
+/* The largest string attribute read (a resolved config is a few KiB). */
+#define DHF_H5_MAX_STR (16 << 20)
+
 int dhf_h5_attr_write_str(hid_t obj, const char *name, const char *value);
-/* *value: malloc'd, NUL-terminated; fixed or variable-length string attributes. */
+/* *value: malloc'd, NUL-terminated. Strings are fixed-length (NUL-padded UTF-8) and at
+ * most DHF_H5_MAX_STR bytes; a variable-length string attribute is refused. */
 int dhf_h5_attr_read_str(hid_t obj, const char *name, char **value);
 /* Shape [rows] (cols == 0) or [rows, cols]; rows*cols values. */
 int dhf_h5_attr_write_i64(hid_t obj, const char *name, const int64_t *v, int rows, int cols);

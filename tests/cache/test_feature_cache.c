@@ -526,6 +526,38 @@ static void test_bad_files(void **state)
     assert_int_equal(dhf_cache_open_write(plain, &pl, &c), -1);
     assert_non_null(strstr(dhf_err_msg(), "cannot open for writing"));
 
+    /* A cache whose schema is older than this reader, and one whose string attribute is
+     * variable-length (held in HDF5's global heap, which dhf never follows). */
+    const char *vl = tmp_path("vlen.h5");
+    unlink(vl);
+    dhf_cache_layout vll;
+    make_layout(&vll, DHF_CACHE_F16, 0, NULL);
+    assert_int_equal(dhf_cache_open_write(vl, &vll, &c), 0);
+    assert_int_equal(dhf_cache_close(c), 0);
+    h = H5Fopen(vl, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(h >= 0);
+    hid_t vt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vt, H5T_VARIABLE);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    H5Adelete(h, "model_name");
+    hid_t at = H5Acreate2(h, "model_name", vt, sp, H5P_DEFAULT, H5P_DEFAULT);
+    const char *vname = "model";
+    assert_true(H5Awrite(at, vt, &vname) >= 0);
+    H5Aclose(at);
+    H5Sclose(sp);
+    H5Tclose(vt);
+    H5Fclose(h);
+    assert_int_equal(dhf_cache_open_read(vl, 1, &c), -1);
+    assert_non_null(strstr(dhf_err_msg(), "'model_name': expected a fixed-length string"));
+    h = H5Fopen(vl, H5F_ACC_RDWR, H5P_DEFAULT);
+    int64_t old_version = 1;
+    at = H5Aopen(h, "dhf_schema_version", H5P_DEFAULT);
+    assert_true(H5Awrite(at, H5T_NATIVE_INT64, &old_version) >= 0);
+    H5Aclose(at);
+    H5Fclose(h);
+    assert_int_equal(dhf_cache_open_read(vl, 1, &c), -1);
+    assert_non_null(strstr(dhf_err_msg(), "cache schema version 1 is not supported"));
+
     /* A truncated cache: an error, never a crash. */
     const char *good = tmp_path("trunc_src.h5");
     unlink(good);

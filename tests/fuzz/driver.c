@@ -29,12 +29,17 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Optional, as in libFuzzer: a harness that defines it sets itself up once. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: %s SECONDS CORPUS_DIR...\n", argv[0]);
         return 2;
     }
+    if (LLVMFuzzerInitialize)
+        LLVMFuzzerInitialize(&argc, &argv);
     double budget = atof(argv[1]);
     input *in = NULL;
     size_t n = 0, cap = 0;

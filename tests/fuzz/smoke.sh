@@ -24,7 +24,7 @@ EOF
 for t in safetensors config pickle spair cub predictions image tokenizer prompt cache; do
     extra=""
     [ -d "tests/fuzz/regressions/$t" ] && extra="$(pwd)/tests/fuzz/regressions/$t"
-    [ "$t" = cache ] && extra="$work/regress_cache"
+    [ "$t" = cache ] && extra="$extra $work/regress_cache"
     exe="$(cd "$BIN" && pwd)/fuzz_${t}_smoke"
     [ -x "$exe" ] || fail "$exe missing"
     (cd "$work" && timeout 120 "$exe" "$S" "$work/seeds/$t" $extra) >"$work/$t.log" 2>&1 ||
