@@ -8,7 +8,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 DHF       := $(BUILD)/bin/dhf
 
-.PHONY: all deps configure build test test-unit test-parity test-e2e test-asan test-faults fuzz demo bench clean help
+.PHONY: all deps configure build test test-unit test-parity test-e2e test-asan test-faults test-slurm gpu-check-dry fuzz demo bench clean help
 
 all: build
 
@@ -17,7 +17,8 @@ help:
 	@echo "make test       install deps, build, run every test (ctest)"
 	@echo "make test-asan  pure-C modules and their tests under ASan+UBSan"
 	@echo "make fuzz       libFuzzer runs of every parser (FUZZ_SECONDS each; clang), docs/RELIABILITY.md"
-	@echo "make test-faults  the fault tests at full count (kill -9 loops x20, disk full, locks, bit rot)"
+	@echo "make test-faults  the fault tests at full count (kill -9 loops x20 incl. table1, disk full, locks, bit rot)"
+	@echo "make test-slurm   installs slurm-wlm+munge, runs the 3-shard job array + merge on a local cluster"
 	@echo "make bench      benchmarks, built with DHF_PROFILE in build-bench/ (prints ratios; see BENCHMARKS.md)"
 	@echo "make clean      remove build folders"
 
@@ -47,7 +48,12 @@ test-asan: deps
 		ctest --output-on-failure -j$(JOBS)
 
 test-faults: build
-	@cd $(BUILD) && KILL_LOOPS=20 ctest --output-on-failure -R 'e2e_(faults|bad_inputs)'
+	@cd $(BUILD) && KILL_LOOPS=20 ctest --output-on-failure -R 'e2e_(faults|bad_inputs|table1)'
+
+# a real one-node Slurm on localhost (Debian's slurm-wlm and munge, installed here)
+test-slurm: build
+	@bash scripts/install-deps.sh --slurm
+	@cd $(BUILD) && ctest --output-on-failure -R 'e2e_slurm'
 
 fuzz: build
 	@DHF=$(CURDIR)/$(DHF) bash scripts/fuzz.sh build-fuzz

@@ -13,6 +13,10 @@ PACKAGES=(libtorch-dev libopenblas0-pthread libdnnl-dev libhdf5-dev libcjson-dev
           libyaml-dev libcmocka-dev libjpeg-dev libpng-dev libcairo2-dev cmake
           pkg-config build-essential)
 OPTIONAL=(libdnnl-dev)
+# --slurm: also the single-node Slurm cluster of make test-slurm (tests/e2e/slurm.sh)
+if [ "${1:-}" = "--slurm" ]; then
+    PACKAGES+=(slurm-wlm munge python3)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -60,8 +60,8 @@ static int read_raw(dhf_feature_cache *c, int64_t row, int step0, int nsteps, in
 }
 
 /* float32 values of steps [step0, step0+nsteps) of (row, layer); count checked. */
-static int read_f32(dhf_feature_cache *c, int64_t row, int step0, int nsteps, int layer,
-                    float *dst, size_t count)
+static int read_f32_unchecked(dhf_feature_cache *c, int64_t row, int step0, int nsteps,
+                              int layer, float *dst, size_t count)
 {
     size_t want = (size_t)nsteps * dhf_cache_map_numel(c, layer);
     if (count != want)
@@ -76,6 +76,30 @@ static int read_f32(dhf_feature_cache *c, int64_t row, int step0, int nsteps, in
         read_raw(c, row, step0, nsteps, layer, c->scratch) != 0)
         return -1;
     dhf_half_to_float_n(c->scratch, dst, want);
+    return 0;
+}
+
+/* The same, refusing a map that holds NaN or Inf (a float16 overflow at extraction, or
+ * a file edited by hand): a reader gets an error naming the map, never the values. */
+static int read_f32(dhf_feature_cache *c, int64_t row, int step0, int nsteps, int layer,
+                    float *dst, size_t count)
+{
+    if (read_f32_unchecked(c, row, step0, nsteps, layer, dst, count) != 0)
+        return -1;
+    size_t per = dhf_cache_map_numel(c, layer);
+    for (int s = 0; s < nsteps; s++) {
+        const float *m = dst + (size_t)s * per;
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < per; i++)
+            if (!isfinite(m[i]) && bad++ == 0)
+                first = i;
+        if (bad)
+            return dhf_err_set("%s: image '%s' step %d (save_timestep %lld) layer %d: %zu "
+                               "values are not finite (the first, at index %zu, is %g); "
+                               "re-extract this image", c->path, c->images[row].key,
+                               step0 + s, (long long)c->layout.save_label[step0 + s],
+                               layer + 1, bad, first, (double)m[first]);
+    }
     return 0;
 }
 
@@ -115,7 +139,9 @@ int dhf_cache_check_row(dhf_feature_cache *c, int64_t row, int64_t *nonfinite)
     int rc = 0;
     for (int l = 0; l < c->layout.num_layers && rc == 0; l++) {
         size_t n = dhf_cache_map_numel(c, l) * (size_t)c->layout.num_steps;
-        rc = dhf_cache_read_layer(c, row, l, buf, n);
+        rc = check_read_args(c, row, 0, l) != 0
+                 ? -1
+                 : read_f32_unchecked(c, row, 0, c->layout.num_steps, l, buf, n);
         for (size_t i = 0; rc == 0 && i < n; i++)
             if (!isfinite(buf[i]))
                 (*nonfinite)++;

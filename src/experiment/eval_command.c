@@ -158,10 +158,18 @@ int dhf_eval_command(const dhf_config *cfg, const dhf_eval_request *rq, dhf_eval
     }
     cJSON_AddItemToObject(extra, "config", cJSON_Parse(cfg_json));
     opts.extra_protocol = extra;
-    if (dhf_mkdir_p(rq->out_dir) != 0 || dhf_config_write_resolved(cfg, rq->out_dir) != 0)
+    /* a folder this run made goes again when the run fails: no half-filled results */
+    bool made_dir = !dhf_path_exists(rq->out_dir);
+    if (dhf_mkdir_p(rq->out_dir) != 0 || dhf_config_write_resolved(cfg, rq->out_dir) != 0 ||
+        dhf_eval_run(&ds, &prov, &opts, res) != 0) {
+        if (made_dir && dhf_is_dir(rq->out_dir)) {
+            char keep[2048];
+            snprintf(keep, sizeof keep, "%s", dhf_err_msg());
+            dhf_remove_tree(rq->out_dir);
+            dhf_err_set("%s", keep);
+        }
         goto done;
-    if (dhf_eval_run(&ds, &prov, &opts, res) != 0)
-        goto done;
+    }
     if (label)
         snprintf(label, label_cap, "%s %s, %s, %s", ds.name, ds.split, ds.subset.name, prov.name);
     rc = 0;

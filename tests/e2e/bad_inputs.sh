@@ -228,6 +228,23 @@ for s in trn val; do "$DHF" extract x.yaml --set split=$s >/dev/null 2>&1 || fai
 "$DHF" train x.yaml --set run_name=a --quiet >/dev/null 2>&1 || fail "train"
 check_absent runs/b "a checkpoint of other shapes" 1 "last.safetensors.*(shape|projection_dim)" \
     "$DHF" train x.yaml --set run_name=b --set projection_dim=256 --init runs/a/last.safetensors --quiet
+# NaN/Inf inside a cache map (written through HDF5, so the checksums hold): every
+# reader refuses the map by image, step and layer; verify counts them
+POKE=${DHF_BUILD_DIR:-build}/cache_poke
+[ "${POKE#/}" = "$POKE" ] && POKE=$ROOT/$POKE
+[ -x "$POKE" ] || fail "$POKE is not built"
+cp c.h5 nan.h5 && "$POKE" nan.h5 -1 0 4 nan || fail "cache_poke"
+# (train reads maps as it steps: the run folder it made stays, resumable, no checkpoint
+# past the last good step)
+check "NaN in a cache map (train)" 1 \
+    "nan.h5: image '[^']+' step 0 \(save_timestep 1\) layer 4: 1 values are not finite.*nan" \
+    "$DHF" train x.yaml --set cache_path=nan.h5 --set run_name=n --quiet
+cp c.h5 inf.h5 && "$POKE" inf.h5 -1 1 2 inf || fail "cache_poke"
+check_absent ev_inf "Inf in a cache map (eval)" 1 \
+    "inf.h5: image '[^']+' step 1 \(save_timestep 0\) layer 2: 1 values are not finite.*inf" \
+    "$DHF" eval x.yaml --checkpoint runs/a/last.safetensors --set cache_path=inf.h5 -o ev_inf --quiet
+"$DHF" cache verify nan.h5 >out.txt 2>err.txt && fail "cache verify passed a NaN map"
+grep -q "non-finite values" err.txt || fail "cache verify: $(cat err.txt)"
 
 # ---- models, tokenizers, ViTs ---------------------------------------------------------------
 check "unknown preset" 1 "unknown preset 'tiny-sd99'" "$DHF" init-model --preset tiny-sd99 -o m99

@@ -5,7 +5,9 @@
 # the same table as an uninterrupted one, SD-Layer-Pruned equal to `dhf eval
 # --provider layer:l*@s*` run by hand with (l*, s*) the argmax of `dhf heatmap`'s
 # CSV, a changed training key making training and evaluations stale but not the
-# features, and the bad-input answers.
+# features, the bad-input answers, and kill -9 at random moments (KILL_LOOPS kills: 3
+# in make test, 20 under make test-faults): every stage record is complete or absent,
+# and the run finished after the kills gives the uninterrupted run's numbers.
 # dhf-test: label=e2e
 set -u
 DHF=${DHF_BIN:-build/bin/dhf}
@@ -145,6 +147,35 @@ grep -q "| Ours (SD-1.5) | 12 × 3 | .* | 72.56 / 64.61 / 82.29 |" "$T/table1.md
 "$DHF" table1 t1.yaml >b.log 2>&1 || fail "second run: $(tail -3 b.log)"
 grep -q "table1: 33 stages, 33 were done, 0 run now" b.log || fail "second run redid stages: $(tail -2 b.log)"
 cmp -s <(sed 's#killed#out/table1#g' killed/table1.md) "$T/table1.md" || fail "second run changed the table"
+
+# 6b. kill -9 at random moments, each re-run going on from what the last one left
+nums() {
+    python3 - "$1" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["rows"]:
+    for ds, e in sorted(r.get("results", {}).items()):
+        print(r["id"], ds, e["img"], e["bbox"], e["n_pairs"], e["n_keypoints"])
+for x in d["relations"]:
+    print(x.get("difference"), x.get("holds"))
+EOF
+}
+killed=0
+for i in $(seq "${KILL_LOOPS:-3}"); do
+    delay=$(python3 -c "import random; print(round(random.uniform(0.3, 6.0), 2))")
+    timeout -s KILL "$delay" "$DHF" table1 t1.yaml --set table1.out_dir=rk >/dev/null 2>&1
+    [ $? -eq 137 ] && killed=$((killed + 1))
+    # a stage record is written last, after its output: never half a record
+    for r in rk/stages/*.json; do
+        [ -e "$r" ] || continue
+        python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$r" || fail "a killed table1 left a partial record $r"
+    done
+    [ ! -e rk/table1.json ] || python3 -c "import json; json.load(open('rk/table1.json'))" || fail "partial rk/table1.json"
+done
+"$DHF" table1 t1.yaml --set table1.out_dir=rk >rk.log 2>&1 || fail "table1 after $killed kills: $(tail -5 rk.log)"
+cmp -s <(nums rk/table1.json) <(nums "$T/table1.json") ||
+    fail "table1 killed $killed times at random and finished differs: $(diff <(nums rk/table1.json) <(nums "$T/table1.json") | head -5)"
+echo "table1 kill -9: $killed of ${KILL_LOOPS:-3} runs killed, the finished table equals the uninterrupted one"
 
 # 7. SD-Layer-Pruned == dhf eval --provider layer:l*@s* by hand; (l*, s*) == the
 #    argmax of dhf heatmap's CSV of the Ours checkpoint
