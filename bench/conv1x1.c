@@ -20,50 +20,12 @@
 #endif
 
 #include "bench_util.h"
+#include "fma_peak.h"
 #include "core/error.h"
 #include "engine/conv1x1.h"
 #include "engine/dnnl_conv.h"
 
 #define MAX_REPS 50
-
-/* float32 FMA peak of all cores: 12 independent 16-lane FMA chains per thread */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx512f"))) static double fma_peak_gflops(void)
-{
-    const long iters = 20000000;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        float sink = 0;
-        double t0 = dhf_now();
-#pragma omp parallel reduction(+ : sink)
-        {
-            __m512 a[12];
-            for (int i = 0; i < 12; i++)
-                a[i] = _mm512_set1_ps(1e-3f * (float)i);
-            const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-4f);
-            for (long n = 0; n < iters; n++)
-                for (int i = 0; i < 12; i++)
-                    a[i] = _mm512_fmadd_ps(a[i], b, c);
-            __m512 s = a[0];
-            for (int i = 1; i < 12; i++)
-                s = _mm512_add_ps(s, a[i]);
-            sink += _mm512_reduce_add_ps(s);
-        }
-        double dt = dhf_now() - t0;
-        int threads = 1;
-#ifdef _OPENMP
-        threads = omp_get_max_threads();
-#endif
-        double g = (double)iters * 12 * 32 * threads / dt / 1e9;
-        if (g > best && sink == sink)
-            best = g;
-    }
-    return best;
-}
-#else
-static double fma_peak_gflops(void) { return 0; }
-#endif
 
 typedef struct {
     const char *what;

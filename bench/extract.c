@@ -7,7 +7,13 @@
  *
   * Usage: bench_extract [--preset sd15-shapes|sd21-shapes|tiny-sd15|...] [--model DIR]
  *        [--res 256,512] [--batch 1,2] [--reps 3] [--inversion-res 256]
- *        [--steps 50] [--chunk-mb 8] [--threads N] [--json FILE] */
+ *        [--steps 50] [--chunk-mb 8] [--threads N] [--json FILE]
+ *        [--dtype float32,bfloat16] [--kernels onednn,libtorch]
+ * Each dtype in --dtype builds its own UNet and runs every row (bfloat16 needs
+ * AVX512-BF16 on the CPU; skipped with a message otherwise); within a row the two
+ * --kernels alternate call by call (extract/unet_kernels.h), so their ratio is
+ * measured side by side. The float32 FMA and bf16 dot-product peaks are measured at
+ * the start and every row says which fraction of its dtype's peak it reached. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +21,7 @@
 #include <sys/resource.h>
 
 #include "bench_util.h"
+#include "fma_peak.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "extract/attention.h"
@@ -22,6 +29,7 @@
 #include "extract/inversion.h"
 #include "extract/sd_model.h"
 #include "extract/unet.h"
+#include "extract/unet_kernels.h"
 #include "shim/torch_shim.h"
 #include "memtune.h"
 
@@ -50,6 +58,149 @@ static int count_cb(void *user, const dhf_saved_step *s)
     return 0;
 }
 
+typedef struct {
+    const char *preset, *model;
+    const int *res, *batch;
+    int n_res, n_batch, reps, inv_res, steps;
+    dhf_extract_kernels kern[2];
+    int n_kern;
+    double peak;        /* measured peak of this dtype, GFLOP/s (0: unknown) */
+    FILE *jf;
+} bench_opts;
+
+static int build_unet(const bench_opts *o, const dhf_model_placement pl, dhf_unet **u,
+                      dhf_sd_model **m)
+{
+    *u = NULL;
+    *m = NULL;
+    if (o->model) {
+        dhf_sd_load_opts lo = dhf_sd_load_opts_default();
+        lo.placement = pl;
+        lo.load_text_encoder = false;
+        if (dhf_sd_model_load(o->model, &lo, m) != 0)
+            return -1;
+        *u = (*m)->unet;
+        return 0;
+    }
+    dhf_unet_config cfg;
+    dhf_params p;
+    if (dhf_init_model_unet_config(o->preset, &cfg) != 0)
+        return -1;
+    dhf_params_init_random(&p, 1234, o->preset, NULL);
+    p.dtype = pl.dtype;
+    int rc = dhf_unet_build(&cfg, &p, u);
+    dhf_params_close(&p);
+    return rc;
+}
+
+/* One UNet call; seconds. */
+static double time_call(dhf_unet *u, dhf_tensor x, const float *t, dhf_tensor ctx)
+{
+    dhf_tensor eps = NULL, feats[64] = {0};
+    double s = dhf_now();
+    if (dhf_unet_forward(u, x, t, ctx, &eps, feats, NULL) != 0)
+        return -1;
+    double e = dhf_now() - s;
+    dhf_free(eps);
+    for (int k = 0; k < dhf_unet_n_features(u); k++)
+        dhf_free(feats[k]);
+    return e;
+}
+
+/* Every (image, batch) row: the kernels alternate call by call, so drift in the
+ * machine's speed hits both alike; one line per kernel, and their ratio. */
+static int bench_calls(const bench_opts *o, const char *dtype, dhf_unet *u, int *first)
+{
+    const dhf_unet_config *c = dhf_unet_config_of(u);
+    for (int ri = 0; ri < o->n_res; ri++)
+        for (int bi = 0; bi < o->n_batch; bi++) {
+            int64_t lat = o->res[ri] / 8, B = o->batch[bi];
+            int64_t xs[4] = {B, c->in_channels, lat, lat}, cs[3] = {1, 77, c->cross_attention_dim};
+            dhf_tensor x = NULL, ctx = NULL;
+            dhf_randn(1, DHF_F32, xs, 4, &x);
+            dhf_randn(2, DHF_F32, cs, 3, &ctx);
+            float t[16];
+            for (int b = 0; b < 16; b++)
+                t[b] = 500.0f;
+            double times[2][64];
+            int n = o->reps < 64 ? o->reps : 64;
+            for (int r = -1; r < n; r++)   /* r = -1: warm-up */
+                for (int k = 0; k < o->n_kern; k++) {
+                    dhf_kernels_set(o->kern[k]);
+                    double e = time_call(u, x, t, ctx);
+                    if (e < 0)
+                        return -1;
+                    if (r >= 0)
+                        times[k][r] = e;
+                }
+            double gf = dhf_unet_flops(c, B, lat, lat, 77) / 1e9, med[2];
+            for (int k = 0; k < o->n_kern; k++) {
+                med[k] = bench_median(times[k], n);     /* sorts: times[k][0] is the min */
+                printf("%-9s %-9s %-6d %-5lld %-9.3f %-9.3f %-8.1f %-8.1f %-6.1f %-8.2f\n", dtype,
+                       dhf_kernels_name(o->kern[k]), o->res[ri], (long long)B, med[k],
+                       times[k][0], gf, gf / med[k], o->peak > 0 ? 100 * gf / med[k] / o->peak : 0,
+                       peak_rss_gb());
+                if (o->jf)
+                    fprintf(o->jf, "%s{\"dtype\": \"%s\", \"kernels\": \"%s\", \"image\": %d, "
+                                   "\"batch\": %lld, \"median_s\": %.4f, \"min_s\": %.4f, "
+                                   "\"gflop\": %.2f, \"gflops\": %.2f, \"peak_fraction\": %.4f, "
+                                   "\"peak_rss_gb\": %.3f}", *first ? "" : ", ", dtype,
+                            dhf_kernels_name(o->kern[k]), o->res[ri], (long long)B, med[k],
+                            times[k][0], gf, gf / med[k], o->peak > 0 ? gf / med[k] / o->peak : 0,
+                            peak_rss_gb());
+                *first = 0;
+            }
+            if (o->n_kern == 2)
+                printf("%-9s %s/%s: %.2fx\n", dtype, dhf_kernels_name(o->kern[1]),
+                       dhf_kernels_name(o->kern[0]), med[1] / med[0]);
+            fflush(stdout);
+            dhf_free(x);
+            dhf_free(ctx);
+        }
+    return 0;
+}
+
+/* A full DHF inversion per kernel (num_timesteps calls, every saved step delivered). */
+static int bench_inversion(const bench_opts *o, const char *dtype, dhf_unet *u, int *first)
+{
+    const dhf_unet_config *c = dhf_unet_config_of(u);
+    int64_t lat = o->inv_res / 8;
+    int64_t xs[4] = {1, c->in_channels, lat, lat}, cs[3] = {1, 77, c->cross_attention_dim};
+    int64_t labels[64];
+    int n_save = 0;
+    for (int l = o->steps - 1; l >= 0 && n_save < 64; l -= (o->steps >= 10 ? 5 : 1))
+        labels[n_save++] = l;
+    if (o->steps >= 10 && labels[n_save - 1] != 0 && n_save < 64)
+        labels[n_save++] = 0;
+    for (int k = 0; k < o->n_kern; k++) {
+        dhf_kernels_set(o->kern[k]);
+        dhf_tensor x = NULL, ctx = NULL;
+        dhf_randn(3, DHF_F32, xs, 4, &x);
+        dhf_randn(4, DHF_F32, cs, 3, &ctx);
+        int delivered = 0;
+        dhf_inversion_opts io = {.num_timesteps = o->steps, .save_timestep = labels,
+                                 .n_save = n_save};
+        double s = dhf_now();
+        if (dhf_ddim_invert(u, x, ctx, &io, count_cb, &delivered) != 0)
+            return -1;
+        double e = dhf_now() - s;
+        double gf = o->steps * dhf_unet_flops(c, 1, lat, lat, 77) / 1e9;
+        printf("%s %s inversion: %d steps at %d^2 (latent %lld^2), %d saved steps: %.2f s per "
+               "image (%.2f s per UNet call, %.1f GFLOP/s), peak RSS %.2f GB\n", dtype,
+               dhf_kernels_name(o->kern[k]), o->steps, o->inv_res, (long long)lat, delivered, e,
+               e / o->steps, gf / e, peak_rss_gb());
+        if (o->jf)
+            fprintf(o->jf, "%s{\"dtype\": \"%s\", \"kernels\": \"%s\", \"inversion_image\": %d, "
+                           "\"steps\": %d, \"saved\": %d, \"seconds\": %.3f, \"gflops\": %.2f}",
+                    *first ? "" : ", ", dtype, dhf_kernels_name(o->kern[k]), o->inv_res, o->steps,
+                    delivered, e, gf / e);
+        *first = 0;
+        dhf_free(x);
+        dhf_free(ctx);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *preset = "sd15-shapes", *model = NULL, *json_path = NULL;
@@ -57,6 +208,7 @@ int main(int argc, char **argv)
     int inv_res = 256, steps = 50, threads = 0;
     double chunk_mb = 8;
     bool tune_malloc = true;
+    const char *dtypes = "float32", *kernels = "onednn,libtorch";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -70,11 +222,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--chunk-mb") && v) chunk_mb = atof(argv[++i]);
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--json") && v) json_path = argv[++i];
+        else if (!strcmp(a, "--dtype") && v) dtypes = argv[++i];
+        else if (!strcmp(a, "--kernels") && v) kernels = argv[++i];
         else if (!strcmp(a, "--malloc-default")) tune_malloc = false;
         else {
             fprintf(stderr, "usage: %s [--preset P | --model DIR] [--res 256,512] [--batch 1,2] "
                             "[--reps 3] [--inversion-res 256 (0: skip)] [--steps 50] "
-                            "[--chunk-mb 8] [--threads N] [--json FILE] [--malloc-default]\n",
+                            "[--chunk-mb 8] [--threads N] [--json FILE] [--malloc-default] "
+                            "[--dtype float32,bfloat16] [--kernels onednn,libtorch]\n",
                     argv[0]);
             return 2;
         }
@@ -91,128 +246,65 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_extract: %s\n", dhf_last_error());
     dhf_attention_set_chunk_bytes((size_t)(chunk_mb * 1048576.0));
 
-    double t0 = dhf_now();
-    dhf_unet *u = NULL;
-    dhf_sd_model *m = NULL;
-    if (model) {
-        dhf_sd_load_opts o = dhf_sd_load_opts_default();
-        o.load_text_encoder = false;
-        if (dhf_sd_model_load(model, &o, &m) != 0) {
-            fprintf(stderr, "bench_extract: %s\n", dhf_err_msg());
-            return 1;
+    bench_opts bo = {.preset = preset, .model = model, .res = res, .batch = batch,
+                     .n_res = n_res, .n_batch = n_batch, .reps = reps, .inv_res = inv_res,
+                     .steps = steps};
+    char klist[64];
+    snprintf(klist, sizeof klist, "%s", kernels);
+    for (char *save = NULL, *k = strtok_r(klist, ",", &save); k && bo.n_kern < 2;
+         k = strtok_r(NULL, ",", &save))
+        if (dhf_kernels_parse(k, &bo.kern[bo.n_kern++]) != 0) {
+            fprintf(stderr, "bench_extract: --kernels: %s\n", dhf_err_msg());
+            return 2;
         }
-        u = m->unet;
-    } else {
-        dhf_unet_config cfg;
-        dhf_params p;
-        if (dhf_init_model_unet_config(preset, &cfg) != 0) {
-            fprintf(stderr, "bench_extract: %s\n", dhf_err_msg());
-            return 1;
-        }
-        dhf_params_init_random(&p, 1234, preset, NULL);
-        if (dhf_unet_build(&cfg, &p, &u) != 0) {
-            fprintf(stderr, "bench_extract: %s\n", dhf_err_msg());
-            return 1;
-        }
-        dhf_params_close(&p);
-    }
-    const dhf_unet_config *c = dhf_unet_config_of(u);
-    printf("# bench_extract: %s, UNet %.1f M parameters (built in %.1f s), torch %s, %d "
-           "threads, BLAS threads %d, attention chunk %.1f MiB, malloc %s\n",
-           model ? model : preset, dhf_unet_param_count(u) / 1e6, dhf_now() - t0,
-           dhf_torch_version(), dhf_get_num_threads(), blas_threads, chunk_mb,
-           tune_malloc ? "tuned" : "default");
-    printf("%-8s %-5s %-10s %-10s %-10s %-9s %-8s\n", "image", "batch", "median_s", "min_s",
-           "GFLOP", "GFLOP/s", "peakRSS");
-
+    const double peak32 = fma_peak_gflops(), peak16 = bf16_peak_gflops();
+    printf("# bench_extract: %s, torch %s, %d threads, BLAS threads %d, attention chunk "
+           "%.1f MiB, malloc %s; measured peak: float32 FMA %.0f GFLOP/s, bf16 dot %.0f "
+           "GFLOP/s\n", model ? model : preset, dhf_torch_version(), dhf_get_num_threads(),
+           blas_threads, chunk_mb, tune_malloc ? "tuned" : "default", peak32, peak16);
+    printf("%-9s %-9s %-6s %-5s %-9s %-9s %-8s %-8s %-6s %-8s\n", "dtype", "kernels", "image",
+           "batch", "median_s", "min_s", "GFLOP", "GFLOP/s", "%peak", "peakRSS");
     FILE *jf = json_path ? fopen(json_path, "w") : NULL;
+    bo.jf = jf;
     if (jf)
-        fprintf(jf, "{\"model\": \"%s\", \"threads\": %d, \"calls\": [", model ? model : preset,
-                dhf_get_num_threads());
-    int first = 1;
+        fprintf(jf, "{\"model\": \"%s\", \"threads\": %d, \"peak_f32_gflops\": %.1f, "
+                    "\"peak_bf16_gflops\": %.1f, \"rows\": [", model ? model : preset,
+                dhf_get_num_threads(), peak32, peak16);
     dhf_inference_begin();
-    for (int ri = 0; ri < n_res; ri++)
-        for (int bi = 0; bi < n_batch; bi++) {
-            int64_t lat = res[ri] / 8, B = batch[bi];
-            int64_t xs[4] = {B, c->in_channels, lat, lat}, cs[3] = {1, 77, c->cross_attention_dim};
-            dhf_tensor x = NULL, ctx = NULL;
-            dhf_randn(1, DHF_F32, xs, 4, &x);
-            dhf_randn(2, DHF_F32, cs, 3, &ctx);
-            float t[16];
-            for (int b = 0; b < 16; b++)
-                t[b] = 500.0f;
-            double times[64];
-            int n = reps < 64 ? reps : 64;
-            for (int r = -1; r < n; r++) {   /* r = -1: warm-up */
-                dhf_tensor eps = NULL, feats[64] = {0};
-                double s = dhf_now();
-                if (dhf_unet_forward(u, x, t, ctx, &eps, feats, NULL) != 0) {
-                    fprintf(stderr, "bench_extract: %s\n", dhf_err_msg());
-                    return 1;
-                }
-                double e = dhf_now() - s;
-                if (r >= 0)
-                    times[r] = e;
-                dhf_free(eps);
-                for (int k = 0; k < dhf_unet_n_features(u); k++)
-                    dhf_free(feats[k]);
-            }
-            double med = bench_median(times, n);     /* sorts: times[0] is the min */
-            double gf = dhf_unet_flops(c, B, lat, lat, 77) / 1e9;
-            printf("%-8d %-5lld %-10.3f %-10.3f %-10.1f %-9.1f %-8.2f\n", res[ri], (long long)B,
-                   med, times[0], gf, gf / med, peak_rss_gb());
-            fflush(stdout);
-            if (jf)
-                fprintf(jf, "%s{\"image\": %d, \"batch\": %lld, \"median_s\": %.4f, "
-                            "\"min_s\": %.4f, \"gflop\": %.2f, \"gflops\": %.2f, "
-                            "\"peak_rss_gb\": %.3f}", first ? "" : ", ", res[ri], (long long)B,
-                        med, times[0], gf, gf / med, peak_rss_gb());
-            first = 0;
-            dhf_free(x);
-            dhf_free(ctx);
+    char list[128];
+    snprintf(list, sizeof list, "%s", dtypes);
+    int first = 1;
+    for (char *save = NULL, *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
+        dhf_model_placement pl;
+        if (dhf_sd_placement_parse("cpu", d, &pl) != 0) {
+            printf("# %s: skipped: %s\n", d, dhf_err_msg());
+            continue;
         }
-    if (jf)
-        fprintf(jf, "]");
-    if (inv_res > 0 && steps > 0) {
-        int64_t lat = inv_res / 8;
-        int64_t xs[4] = {1, c->in_channels, lat, lat}, cs[3] = {1, 77, c->cross_attention_dim};
-        dhf_tensor x = NULL, ctx = NULL;
-        dhf_randn(3, DHF_F32, xs, 4, &x);
-        dhf_randn(4, DHF_F32, cs, 3, &ctx);
-        int64_t labels[64];
-        int n_save = 0;
-        for (int l = steps - 1; l >= 0 && n_save < 64; l -= (steps >= 10 ? 5 : 1))
-            labels[n_save++] = l;
-        if (steps >= 10 && labels[n_save - 1] != 0 && n_save < 64)
-            labels[n_save++] = 0;
-        int delivered = 0;
-        dhf_inversion_opts o = {.num_timesteps = steps, .save_timestep = labels,
-                                .n_save = n_save};
-        double s = dhf_now();
-        if (dhf_ddim_invert(u, x, ctx, &o, count_cb, &delivered) != 0) {
+        bo.peak = pl.dtype == DHF_BF16 ? peak16 : peak32;
+        double t0 = dhf_now();
+        dhf_unet *u = NULL;
+        dhf_sd_model *m = NULL;
+        int rc = build_unet(&bo, pl, &u, &m);
+        if (rc == 0) {
+            printf("# %s: UNet %.1f M parameters (built in %.1f s)\n", d,
+                   dhf_unet_param_count(u) / 1e6, dhf_now() - t0);
+            rc = bench_calls(&bo, d, u, &first);
+            if (rc == 0 && inv_res > 0 && steps > 0)
+                rc = bench_inversion(&bo, d, u, &first);
+        }
+        if (m)
+            dhf_sd_model_free(m);
+        else
+            dhf_unet_free(u);
+        if (rc != 0) {
             fprintf(stderr, "bench_extract: %s\n", dhf_err_msg());
             return 1;
         }
-        double e = dhf_now() - s;
-        double gf = steps * dhf_unet_flops(c, 1, lat, lat, 77) / 1e9;
-        printf("inversion: %d steps at %d^2 (latent %lld^2), %d saved steps: %.2f s per image "
-               "(%.2f s per UNet call, %.1f GFLOP/s), peak RSS %.2f GB\n", steps, inv_res,
-               (long long)lat, delivered, e, e / steps, gf / e, peak_rss_gb());
-        if (jf)
-            fprintf(jf, ", \"inversion\": {\"image\": %d, \"steps\": %d, \"saved\": %d, "
-                        "\"seconds\": %.3f, \"gflops\": %.2f}", inv_res, steps, delivered, e,
-                    gf / e);
-        dhf_free(x);
-        dhf_free(ctx);
     }
     dhf_inference_end();
     if (jf) {
-        fprintf(jf, ", \"peak_rss_gb\": %.3f}\n", peak_rss_gb());
+        fprintf(jf, "], \"peak_rss_gb\": %.3f}\n", peak_rss_gb());
         fclose(jf);
     }
-    if (m)
-        dhf_sd_model_free(m);
-    else
-        dhf_unet_free(u);
     return 0;
 }

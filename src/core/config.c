@@ -100,8 +100,17 @@ const dhf_cfg_key dhf_config_keys[] = {
            "Latent taken from the VAE posterior: sample (the default: the paper's extractor "
            "samples latent_dist, here with a seed derived from seed and the image key, so "
            "runs repeat) or its mean (deterministic, no noise)."),
-    K_ENUM("dtype", dtype, "float32", "float32|float16", S_MODEL,
-           "Compute dtype of the diffusion model."),
+    K_ENUM("dtype", dtype, "float32", "float32|float16|bfloat16", S_MODEL,
+           "Compute dtype of the diffusion model: float32 (the reference), float16 (CUDA; "
+           "the authors' GPU runs use fp16 autocast) or bfloat16 (weights and activations "
+           "in bf16, float32 accumulation inside the kernels; on CPU it needs the "
+           "AVX512-BF16 instructions and is refused without them). Measured deviation "
+           "from float32: docs/EXTRACT_SPEED.md."),
+    K_ENUM("extract_kernels", extract_kernels, "onednn", "onednn|libtorch", S_MODEL,
+           "CPU kernels of the extractor's matrix products (Linear layers, attention): "
+           "onednn (oneDNN matmul, AVX-512/AVX512-BF16) or libtorch (libtorch's ops, the "
+           "reference the parity tests hold both to). Results agree to float rounding; "
+           "CUDA always uses libtorch."),
     K_STR("cache_path", cache_path, "data/features.h5", S_MODEL,
           "HDF5 file that caches extracted features."),
     K_ENUM("cache_dtype", cache_dtype, "float16", "float16|float32", S_MODEL,

@@ -37,7 +37,8 @@ typedef struct {
     int diffusion_resolution;          /* VAE input size (512) */
     char image_resize[16];             /* "pil" | "torch" | "pil_load": how images reach it */
     char vae_latent[16];               /* "sample" | "mean" */
-    char dtype[16];                    /* compute dtype: "float32" | "float16" */
+    char dtype[16];                    /* compute dtype: "float32" | "float16" | "bfloat16" */
+    char extract_kernels[16];          /* "onednn" | "libtorch" (CPU matrix products) */
     char cache_path[DHF_CFG_STR];      /* HDF5 feature cache */
     char cache_dtype[16];              /* "float16" | "float32" */
     int cache_compression;             /* 0 = off, 1..9 deflate (+shuffle) */

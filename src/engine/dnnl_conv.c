@@ -1,9 +1,10 @@
 /* dnnl_conv.c — owns the oneDNN side of the blocked-layout convolutions (dnnl_conv.h):
- * the process-wide engine and stream, and per dhf_dconv the forward, backward-data
+ * per dhf_dconv the forward, backward-data
  * and backward-weights primitive descriptors and primitives, the memory objects that
  * wrap the caller's buffers, and the cached OIHW <-> oneDNN-layout weights reorders
  * with their buffers. Written against oneDNN 2.x's C API (libdnnl-dev 2.6: op
- * descriptors + dnnl_primitive_desc_create, dnnl_memory_desc_t is a struct).
+ * descriptors + dnnl_primitive_desc_create, dnnl_memory_desc_t is a struct). The
+ * engine and stream are dnnl_env.h's.
  * Without DHF_HAVE_DNNL the file compiles to stubs. */
 #include "engine/dnnl_conv.h"
 
@@ -47,30 +48,15 @@ int dhf_dconv_backward_weights(dhf_dconv *c, const float *src, const float *ddst
 #include <dnnl.h>
 #include <dnnl_debug.h>
 
-#include <pthread.h>
+#include "engine/dnnl_env.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the process-wide engine and stream ----------------------------------- */
-
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* the process-wide engine and stream (dnnl_env.h), set by dhf_dconv_create */
 static dnnl_engine_t g_engine;
 static dnnl_stream_t g_stream;
-static dnnl_status_t g_init_st = dnnl_runtime_error;
-static const char *g_init_what = "not initialised";
-
-static void engine_init(void)
-{
-    g_init_st = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
-    if (g_init_st != dnnl_success) {
-        g_init_what = "dnnl_engine_create";
-        return;
-    }
-    g_init_st = dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags);
-    if (g_init_st != dnnl_success)
-        g_init_what = "dnnl_stream_create";
-}
 
 /* ---- the object ----------------------------------------------------------- */
 
@@ -262,9 +248,8 @@ int dhf_dconv_create(dhf_dconv **out, int N, int C, int O, int H, int W, int k,
                            "(all >= 1, k 1 or 3)", N, C, O, H, W, k);
     if (algo != DHF_DCONV_AUTO && algo != DHF_DCONV_DIRECT && algo != DHF_DCONV_WINOGRAD)
         return dhf_err_set("dnnl_conv create: bad algorithm %d", (int)algo);
-    pthread_once(&g_once, engine_init);
-    if (g_init_st != dnnl_success)
-        return dhf_err_set("dnnl_conv: %s: %s", g_init_what, st_str(g_init_st));
+    if (dhf_dnnl_env("dnnl_conv", &g_engine, &g_stream) != 0)
+        return -1;
 
     dhf_dconv *c = calloc(1, sizeof *c);
     if (!c)

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "extract/nn_layers.h"
+#include "extract/unet_kernels.h"
 
 #define DEFAULT_CHUNK_BYTES ((size_t)8 << 20)
 
@@ -98,11 +99,11 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
         rows = 1;
     if (causal || rows >= N) {
         dhf_tensor sc = NULL;
-        DHF_SHIM(dhf_bmm(qh, kt, &sc));                 /* [BH, N, M] */
+        DHF_CHECK(dhf_kern_bmm(qh, kt, &sc));           /* [BH, N, M] */
         if (causal)
             DHF_SHIM(dhf_causal_mask_(sc));
         DHF_SHIM(dhf_softmax_(sc, -1));
-        DHF_SHIM(dhf_bmm(sc, vh, &o));                  /* [BH, N, dv] */
+        DHF_CHECK(dhf_kern_bmm(sc, vh, &o));            /* [BH, N, dv] */
         dhf_free(sc);
     } else {
         int64_t os[3] = {BH, N, dv};
@@ -111,10 +112,10 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
             int64_t len = N - s < rows ? N - s : rows;
             dhf_tensor qc = NULL, sc = NULL, oc = NULL;
             DHF_SHIM(dhf_narrow(qh, 1, s, len, &qc));
-            DHF_SHIM(dhf_bmm(qc, kt, &sc));             /* [BH, len, M] */
+            DHF_CHECK(dhf_kern_bmm(qc, kt, &sc));       /* [BH, len, M] */
             DHF_SHIM(dhf_softmax_(sc, -1));
             DHF_SHIM(dhf_narrow(o, 1, s, len, &oc));
-            DHF_SHIM(dhf_bmm_out(oc, sc, vh));
+            DHF_CHECK(dhf_kern_bmm_out(oc, sc, vh));
             dhf_free(qc);
             dhf_free(sc);
             dhf_free(oc);

@@ -1,6 +1,7 @@
 /* nn_layers.c — Conv2d, Linear, GroupNorm, LayerNorm over the shim, and the shim
  * error bridge used by every forward function in src/extract. */
 #include "extract/nn_layers.h"
+#include "extract/unet_kernels.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -85,7 +86,7 @@ int dhf_linear_load(dhf_linear_layer *l, dhf_params *p, const char *name, int in
 
 int dhf_linear_forward(const dhf_linear_layer *l, dhf_tensor x, dhf_tensor *out)
 {
-    return dhf_linear(x, l->w, l->b, out) == DHF_OK ? 0 : dhf_nn_shim_fail("dhf_linear");
+    return dhf_kern_linear(x, l->w, l->b, out);
 }
 
 int dhf_groupnorm_load(dhf_groupnorm *g, dhf_params *p, const char *name, int groups,

@@ -50,6 +50,47 @@ static int component_dir(const char *dir, const char *name, char *out, size_t n,
     return 0;
 }
 
+static bool cpu_has_avx512_bf16(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+    return __builtin_cpu_supports("avx512bf16");
+#else
+    /* the kernel's own view of the CPU */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192];
+    bool yes = false;
+    while (f && !yes && fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0)
+            yes = strstr(line, " avx512_bf16") != NULL;
+    if (f)
+        fclose(f);
+    return yes;
+#endif
+}
+
+int dhf_sd_placement_parse(const char *device, const char *dtype, dhf_model_placement *out)
+{
+    *out = dhf_model_placement_default();
+    if (dhf_device_parse(device, &out->device) != DHF_OK)
+        return dhf_err_set("device '%s': %s", device, dhf_last_error());
+    if (strcmp(dtype, "float32") == 0)
+        out->dtype = DHF_F32;
+    else if (strcmp(dtype, "float16") == 0)
+        out->dtype = DHF_F16;
+    else if (strcmp(dtype, "bfloat16") == 0)
+        out->dtype = DHF_BF16;
+    else
+        return dhf_err_set("dtype '%s': expected float32, float16 or bfloat16", dtype);
+    if (out->device.type == DHF_CPU && out->dtype == DHF_F16)
+        return dhf_err_set("dtype float16 needs a CUDA device (device '%s'); on the CPU use "
+                           "float32 or bfloat16", device);
+    if (out->device.type == DHF_CPU && out->dtype == DHF_BF16 && !cpu_has_avx512_bf16())
+        return dhf_err_set("dtype bfloat16 on the CPU needs the AVX512-BF16 instructions, "
+                           "which this CPU lacks (no avx512_bf16 in /proc/cpuinfo); use "
+                           "dtype float32");
+    return 0;
+}
+
 int dhf_sd_model_load(const char *dir, const dhf_sd_load_opts *opts, dhf_sd_model **out)
 {
     dhf_sd_load_opts o = opts ? *opts : dhf_sd_load_opts_default();

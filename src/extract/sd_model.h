@@ -36,6 +36,12 @@ typedef struct {
 
 dhf_sd_load_opts dhf_sd_load_opts_default(void);
 
+/* The placement of the config keys device ("cpu", "cuda:0") and dtype ("float32",
+ * "float16", "bfloat16"). bfloat16 on the CPU is refused unless the CPU has the
+ * AVX512-BF16 instructions (without them oneDNN emulates bf16, slower than float32);
+ * float16 is refused on the CPU (libtorch has no CPU half convolutions). */
+int dhf_sd_placement_parse(const char *device, const char *dtype, dhf_model_placement *out);
+
 /* Loads <dir>/unet and <dir>/vae (required), <dir>/text_encoder and the pad token of
  * <dir>/tokenizer (optional). Errors name the file and key/tensor. */
 int dhf_sd_model_load(const char *dir, const dhf_sd_load_opts *opts, dhf_sd_model **out);

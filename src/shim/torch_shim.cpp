@@ -625,6 +625,13 @@ void *dhf_data_ptr(dhf_tensor t)
     return t->t.data_ptr();
 }
 
+void *dhf_strided_data_ptr(dhf_tensor t)
+{
+    if (!t || !t->t.defined() || !t->t.device().is_cpu() || t->t.layout() != at::kStrided)
+        return nullptr;
+    return t->t.data_ptr();
+}
+
 dhf_status dhf_item_checked(dhf_tensor t, double *value)
 {
     return GUARD({
@@ -667,6 +674,18 @@ dhf_status dhf_shape(dhf_tensor t, int64_t *shape, int *ndim)
             throw std::invalid_argument("tensor has more than DHF_MAX_DIMS dims");
         for (int i = 0; i < nd; i++)
             shape[i] = T(t).size(i);
+        *ndim = nd;
+    });
+}
+
+dhf_status dhf_strides(dhf_tensor t, int64_t *strides, int *ndim)
+{
+    return GUARD({
+        int nd = (int)T(t).dim();
+        if (nd > DHF_MAX_DIMS)
+            throw std::invalid_argument("tensor has more than DHF_MAX_DIMS dims");
+        for (int i = 0; i < nd; i++)
+            strides[i] = T(t).stride(i);
         *ndim = nd;
     });
 }

@@ -116,6 +116,9 @@ dhf_status dhf_uniform_(dhf_tensor t, double lo, double hi, uint64_t seed);
 dhf_status dhf_to_buffer(dhf_tensor t, dhf_dtype dt, void *buf, size_t nbytes);
 /* BORROWED pointer to the data of a contiguous CPU tensor (NULL otherwise). */
 void *dhf_data_ptr(dhf_tensor t);
+/* The first element of a CPU strided tensor, contiguous or a view (with dhf_strides);
+ * NULL otherwise. */
+void *dhf_strided_data_ptr(dhf_tensor t);
 double dhf_item(dhf_tensor t);               /* first element as double; NAN on error */
 dhf_status dhf_item_checked(dhf_tensor t, double *value);
 
@@ -124,6 +127,8 @@ int dhf_ndim(dhf_tensor t);
 int64_t dhf_size(dhf_tensor t, int dim);     /* negative dim counts from the end */
 int64_t dhf_numel(dhf_tensor t);
 dhf_status dhf_shape(dhf_tensor t, int64_t *shape, int *ndim); /* shape[DHF_MAX_DIMS] */
+/* element strides, strides[DHF_MAX_DIMS]; with dhf_data_ptr, how a view lies in memory */
+dhf_status dhf_strides(dhf_tensor t, int64_t *strides, int *ndim);
 dhf_dtype dhf_get_dtype(dhf_tensor t);
 dhf_device dhf_get_device(dhf_tensor t);
 bool dhf_is_contiguous(dhf_tensor t);

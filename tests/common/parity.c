@@ -181,6 +181,7 @@ void dhf_parity_init(dhf_parity_report *r, const dhf_tolerances *tol, const char
 {
     memset(r, 0, sizeof *r);
     r->tol = tol;
+    r->tol_factor = 1.0;
     snprintf(r->file, sizeof r->file, "%s", file_stem);
 }
 
@@ -265,8 +266,8 @@ int dhf_parity_check(dhf_parity_report *r, dhf_tensor cand, const dhf_st_file *r
             max_ref = fabs((double)a[i]);
     }
     double allowed = atol + rtol * max_ref;
-    double ratio = nan ? INFINITY : max_d / allowed;
-    bool fail = nan || max_d > allowed;
+    double ratio = nan ? INFINITY : max_d / allowed;   /* in units of the tolerance file's */
+    bool fail = nan || max_d > r->tol_factor * allowed;
     record(r, group, tol_name, ratio, nan ? NAN : max_d, fail);
     rc = fail ? 1 : 0;
 out:

@@ -36,6 +36,9 @@ typedef struct {
     dhf_parity_group groups[DHF_PARITY_MAX_GROUPS];
     int n_groups;
     int n_checked, n_fail;
+    /* every tolerance multiplied by this (1 by default; a reduced-precision mode's
+     * bound); worst err/tol stays in units of the file's tolerance */
+    double tol_factor;
 } dhf_parity_report;
 
 void dhf_parity_init(dhf_parity_report *r, const dhf_tolerances *tol, const char *file_stem);

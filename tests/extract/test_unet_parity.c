@@ -1,7 +1,10 @@
 /* test_unet_parity.c — one UNet call against diffusers v0.14 (unet_single.safetensors):
  * eps, the 12 DHF features, the full block outputs and every debug intermediate,
  * each within tolerances.json. Also checks the feature-shape helper against the
- * features actually produced.
+ * features actually produced. The bfloat16 mode (on CPUs with AVX512-BF16, else
+ * skipped with a message) is held to the same references with every tolerance
+ * multiplied by BF16_TOL_FACTOR, and prints its worst err/tol per group: the
+ * deviation from float32 as a multiple of the float32 tolerance.
  * Usage: test_unet_parity [MODEL_DIR [REF_DIR [TOLERANCES_JSON]]]
  * dhf-test: label=parity */
 #include <setjmp.h>
@@ -13,19 +16,26 @@
 #include "core/error.h"
 #include "core/torch/st_tensor.h"
 #include "common/parity.h"
+#include "extract/sd_model.h"
 #include "extract/unet.h"
+#include "extract/unet_kernels.h"
 #include "common/parity_util.h"
 
-static void test_unet_single(void **state)
+/* bf16 keeps 8 mantissa bits (float32: 24): its rounding is 2^16 times float32's, and
+ * the float32 tolerances are 10x float32 noise. Measured: see docs/EXTRACT_SPEED.md. */
+#define BF16_TOL_FACTOR 4000.0
+
+static void run_unet_single(dhf_dtype dtype, double tol_factor)
 {
-    (void)state;
     dhf_tolerances *tol = NULL;
     dhf_unet *u = NULL;
     dhf_st_file *ref = NULL;
     const char *ref_path = parity_path(g_ref_dir, "unet_single.safetensors");
     if (dhf_tolerances_load(g_tol_path, &tol) != 0)
         fail_msg("%s", dhf_err_msg());
-    if (dhf_unet_load(parity_path(g_model_dir, "unet"), NULL, &u) != 0)
+    dhf_model_placement pl = dhf_model_placement_default();
+    pl.dtype = dtype;
+    if (dhf_unet_load(parity_path(g_model_dir, "unet"), &pl, &u) != 0)
         fail_msg("%s", dhf_err_msg());
     if (dhf_st_open(ref_path, &ref) != 0)
         fail_msg("%s", dhf_err_msg());
@@ -50,6 +60,7 @@ static void test_unet_single(void **state)
 
     dhf_parity_report r;
     dhf_parity_init(&r, tol, "unet_single");
+    r.tol_factor = tol_factor;
     char name[64];
     dhf_parity_check(&r, eps, ref, "out/eps", "out/eps");
     for (int k = 0; k < nf; k++) {
@@ -77,6 +88,8 @@ static void test_unet_single(void **state)
         snprintf(name, sizeof name, "dbg/up%d_out", i);
         dhf_parity_check(&r, dbg.up_out[i], ref, name, name);
     }
+    printf("%s, %s matrix products:\n", dtype == DHF_BF16 ? "bfloat16" : "float32",
+           dhf_kernels_name(dhf_kernels_get()));
     dhf_parity_print(&r, stdout);
     if (r.n_fail)
         printf("last error: %s\n", dhf_err_msg());
@@ -96,6 +109,24 @@ static void test_unet_single(void **state)
     assert_int_equal(dhf_live_tensors(), 0);
 }
 
+static void test_unet_single(void **state)
+{
+    (void)state;
+    run_unet_single(DHF_F32, 1.0);
+}
+
+static void test_unet_single_bf16(void **state)
+{
+    (void)state;
+    dhf_model_placement pl;
+    if (dhf_sd_placement_parse("cpu", "bfloat16", &pl) != 0) {
+        printf("bfloat16: %s: skipped\n", dhf_err_msg());
+        skip();
+    }
+    printf("bfloat16, tolerances x %.0f:\n", BF16_TOL_FACTOR);
+    run_unet_single(DHF_BF16, BF16_TOL_FACTOR);
+}
+
 int main(int argc, char **argv)
 {
     int skip = parity_parse_args(argc, argv, DHF_FIXTURES_ROOT "/sd/models/tiny-sd15",
@@ -105,6 +136,7 @@ int main(int argc, char **argv)
         return skip;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unet_single),
+        cmocka_unit_test(test_unet_single_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
