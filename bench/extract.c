@@ -8,7 +8,7 @@
   * Usage: bench_extract [--preset sd15-shapes|sd21-shapes|tiny-sd15|...] [--model DIR]
  *        [--res 256,512] [--batch 1,2] [--reps 3] [--inversion-res 256]
  *        [--steps 50] [--chunk-mb 8] [--threads N] [--json FILE]
- *        [--dtype float32,bfloat16] [--kernels onednn,libtorch]
+ *        [--dtype float32,bfloat16] [--kernels onednn,libtorch] [--device cpu|cuda]
  * Each dtype in --dtype builds its own UNet and runs every row (bfloat16 needs
  * AVX512-BF16 on the CPU; skipped with a message otherwise); within a row the two
  * --kernels alternate call by call (extract/unet_kernels.h), so their ratio is
@@ -65,6 +65,7 @@ typedef struct {
     dhf_extract_kernels kern[2];
     int n_kern;
     double peak;        /* measured peak of this dtype, GFLOP/s (0: unknown) */
+    bool cuda;          /* --device cuda: calls end with a device synchronisation */
     FILE *jf;
 } bench_opts;
 
@@ -87,6 +88,7 @@ static int build_unet(const bench_opts *o, const dhf_model_placement pl, dhf_une
     if (dhf_init_model_unet_config(o->preset, &cfg) != 0)
         return -1;
     dhf_params_init_random(&p, 1234, o->preset, NULL);
+    p.device = pl.device;
     p.dtype = pl.dtype;
     int rc = dhf_unet_build(&cfg, &p, u);
     dhf_params_close(&p);
@@ -94,12 +96,14 @@ static int build_unet(const bench_opts *o, const dhf_model_placement pl, dhf_une
 }
 
 /* One UNet call; seconds. */
-static double time_call(dhf_unet *u, dhf_tensor x, const float *t, dhf_tensor ctx)
+static double time_call(dhf_unet *u, dhf_tensor x, const float *t, dhf_tensor ctx, bool cuda)
 {
     dhf_tensor eps = NULL, feats[64] = {0};
     double s = dhf_now();
     if (dhf_unet_forward(u, x, t, ctx, &eps, feats, NULL) != 0)
         return -1;
+    if (cuda && dhf_cuda_synchronize() != DHF_OK)
+        return dhf_err_set("cuda synchronize: %s", dhf_last_error());
     double e = dhf_now() - s;
     dhf_free(eps);
     for (int k = 0; k < dhf_unet_n_features(u); k++)
@@ -127,7 +131,7 @@ static int bench_calls(const bench_opts *o, const char *dtype, dhf_unet *u, int 
             for (int r = -1; r < n; r++)   /* r = -1: warm-up */
                 for (int k = 0; k < o->n_kern; k++) {
                     dhf_kernels_set(o->kern[k]);
-                    double e = time_call(u, x, t, ctx);
+                    double e = time_call(u, x, t, ctx, o->cuda);
                     if (e < 0)
                         return -1;
                     if (r >= 0)
@@ -183,6 +187,8 @@ static int bench_inversion(const bench_opts *o, const char *dtype, dhf_unet *u, 
         double s = dhf_now();
         if (dhf_ddim_invert(u, x, ctx, &io, count_cb, &delivered) != 0)
             return -1;
+        if (o->cuda && dhf_cuda_synchronize() != DHF_OK)
+            return dhf_err_set("cuda synchronize: %s", dhf_last_error());
         double e = dhf_now() - s;
         double gf = o->steps * dhf_unet_flops(c, 1, lat, lat, 77) / 1e9;
         printf("%s %s inversion: %d steps at %d^2 (latent %lld^2), %d saved steps: %.2f s per "
@@ -208,7 +214,7 @@ int main(int argc, char **argv)
     int inv_res = 256, steps = 50, threads = 0;
     double chunk_mb = 8;
     bool tune_malloc = true;
-    const char *dtypes = "float32", *kernels = "onednn,libtorch";
+    const char *dtypes = "float32", *kernels = "onednn,libtorch", *device = "cpu";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -224,12 +230,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--json") && v) json_path = argv[++i];
         else if (!strcmp(a, "--dtype") && v) dtypes = argv[++i];
         else if (!strcmp(a, "--kernels") && v) kernels = argv[++i];
+        else if (!strcmp(a, "--device") && v) device = argv[++i];
         else if (!strcmp(a, "--malloc-default")) tune_malloc = false;
         else {
             fprintf(stderr, "usage: %s [--preset P | --model DIR] [--res 256,512] [--batch 1,2] "
                             "[--reps 3] [--inversion-res 256 (0: skip)] [--steps 50] "
                             "[--chunk-mb 8] [--threads N] [--json FILE] [--malloc-default] "
-                            "[--dtype float32,bfloat16] [--kernels onednn,libtorch]\n",
+                            "[--dtype float32,bfloat16] [--kernels onednn,libtorch] [--device cpu|cuda]\n",
                     argv[0]);
             return 2;
         }
@@ -248,7 +255,7 @@ int main(int argc, char **argv)
 
     bench_opts bo = {.preset = preset, .model = model, .res = res, .batch = batch,
                      .n_res = n_res, .n_batch = n_batch, .reps = reps, .inv_res = inv_res,
-                     .steps = steps};
+                     .steps = steps, .cuda = strncmp(device, "cuda", 4) == 0};
     char klist[64];
     snprintf(klist, sizeof klist, "%s", kernels);
     for (char *save = NULL, *k = strtok_r(klist, ",", &save); k && bo.n_kern < 2;
@@ -257,7 +264,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_extract: --kernels: %s\n", dhf_err_msg());
             return 2;
         }
-    const double peak32 = fma_peak_gflops(), peak16 = bf16_peak_gflops();
+    /* the CPU's peaks; on CUDA the rows give GFLOP/s only */
+    const double peak32 = bo.cuda ? 0 : fma_peak_gflops(),
+                 peak16 = bo.cuda ? 0 : bf16_peak_gflops();
     printf("# bench_extract: %s, torch %s, %d threads, BLAS threads %d, attention chunk "
            "%.1f MiB, malloc %s; measured peak: float32 FMA %.0f GFLOP/s, bf16 dot %.0f "
            "GFLOP/s\n", model ? model : preset, dhf_torch_version(), dhf_get_num_threads(),
@@ -276,7 +285,7 @@ int main(int argc, char **argv)
     int first = 1;
     for (char *save = NULL, *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
         dhf_model_placement pl;
-        if (dhf_sd_placement_parse("cpu", d, &pl) != 0) {
+        if (dhf_sd_placement_parse(device, d, &pl) != 0) {
             printf("# %s: skipped: %s\n", d, dhf_err_msg());
             continue;
         }

@@ -39,7 +39,7 @@
  * usage: bench_train [--steps N] [--warmup N] [--S N] [--threads N]
  *                    [--order fast|straightforward|both] [--malloc cache|tuned|default]
  *                    [--kernels libtorch|onednn|both] [--conv-algo auto|direct|winograd]
- *                    [--conv1x1 auto|own|onednn] [--recompute N]
+ *                    [--conv1x1 auto|own|onednn] [--recompute N] [--device cpu|cuda]
  * --malloc: cache = the shim's caching CPU allocator (what dhf train uses; the
  * default), tuned = glibc with mallopt (no mmap, no trim; memtune.h), default =
  * glibc as configured. */
@@ -65,6 +65,7 @@
 #include "memtune.h"
 #include "train/optim.h"
 #include "train/step.h"
+#include "train/train_device.h"
 
 #define L_SD 12
 #define P_SD 384
@@ -85,6 +86,7 @@ typedef struct {
     int kernels;         /* fast order: bit 0 libtorch autograd, bit 1 oneDNN (fastnet.h) */
     int conv_algo;       /* oneDNN 3x3: dhf_engine_conv_algo (0 auto, 1 winograd, 2 direct) */
     int conv1x1;         /* dhf_engine_conv1x1: 0 auto, 1 own, 2 onednn */
+    dhf_device device;   /* --device: features, network and optimiser live there */
 } options;
 
 /* one row of the table: an order, for the fast order who runs it, and whether the
@@ -211,6 +213,20 @@ static void run_order(const options *o, const variant *v, result *r)
     if (make_inputs(o->S, feats, si, ti) || dhf_aggregator_init(&a, &cfg, 7) ||
         dhf_agg_adamw_init(&opt, &a, &hp))
         goto fail;
+    const bool cuda = o->device.type == DHF_CUDA;
+    if (cuda) {
+        for (int l = 0; l < L_SD; l++) {
+            dhf_tensor moved = NULL;
+            if (dhf_to(feats[l], DHF_F32, o->device, &moved) != DHF_OK) {
+                dhf_err_set("features to the device: %s", dhf_last_error());
+                goto fail;
+            }
+            dhf_free(feats[l]);
+            feats[l] = moved;
+        }
+        if (dhf_train_to_device(&a, &opt, o->device) != 0)
+            goto fail;
+    }
 
     int n = o->warmup + o->steps;
     double wall[MAX_STEPS], fwd[MAX_STEPS], bwd[MAX_STEPS], upd[MAX_STEPS];
@@ -225,12 +241,20 @@ static void run_order(const options *o, const variant *v, result *r)
         double t0 = dhf_now();
         if (dhf_pair_backward(&a, run, order, feats, si, ti, K_KP, &st))
             goto fail;
+        if (cuda && dhf_cuda_synchronize() != DHF_OK) {
+            dhf_err_set("cuda synchronize: %s", dhf_last_error());
+            goto fail;
+        }
         double t1 = t0 + st.seconds_forward;
         double rss_fwd = rss_gib();
         double loss = st.loss;
         double t2 = dhf_now();
         if (dhf_agg_adamw_step(&opt, &a))
             goto fail;
+        if (cuda && dhf_cuda_synchronize() != DHF_OK) {
+            dhf_err_set("cuda synchronize: %s", dhf_last_error());
+            goto fail;
+        }
         double t3 = dhf_now();
 #ifdef DHF_PROFILE
         dhf_fastnet_profile fp;
@@ -336,7 +360,9 @@ static int usage(const char *msg)
                     "                   [--conv1x1 auto|own|onednn (auto): 1x1 convolutions of "
                     "the oneDNN step]\n"
                     "                   [--recompute N (0): fast order on libtorch, layers whose "
-                    "graph is rebuilt in the backward]\n");
+                    "graph is rebuilt in the backward]\n"
+                    "                   [--device cpu|cuda[:N] (cpu): on CUDA the libtorch rows "
+                    "only]\n");
     return 2;
 }
 
@@ -353,7 +379,7 @@ int main(int argc, char **argv)
         execv("/proc/self/exe", argv);   /* on failure: go on with the inherited setup */
     options o = { .steps = 4, .warmup = 2, .S = 11, .threads = 0, .orders = 3,
                   .tuned_malloc = 2, .recompute = 0, .kernels = 3, .conv_algo = 0,
-                  .conv1x1 = 0 };
+                  .conv1x1 = 0, .device = { DHF_CPU, 0 } };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -371,6 +397,12 @@ int main(int argc, char **argv)
             o.threads = atoi(v);
         else if (!strcmp(a, "--recompute"))
             o.recompute = atoi(v);
+        else if (!strcmp(a, "--device")) {
+            if (dhf_train_parse_device(v, "--device", &o.device) != 0) {
+                fprintf(stderr, "bench_train: %s\n", dhf_err_msg());
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--order"))
             o.orders = !strcmp(v, "fast") ? 2 : !strcmp(v, "straightforward") ? 1
                      : !strcmp(v, "both") ? 3 : 0;
@@ -394,6 +426,12 @@ int main(int argc, char **argv)
     if (o.steps < 1 || o.warmup < 0 || o.steps + o.warmup > MAX_STEPS || o.S < 1 ||
         o.threads < 0 || !o.orders || !o.kernels || o.conv_algo < 0 || o.recompute < 0)
         return usage("bad option value");
+    if ((o.kernels & 2) && o.device.type == DHF_CUDA) {
+        fprintf(stderr, "bench_train: on CUDA the fast order runs on libtorch only\n");
+        o.kernels &= 1;
+        if (!o.kernels)
+            return 1;
+    }
     if ((o.kernels & 2) && !dhf_engine_available()) {
         fprintf(stderr,
                 "bench_train: built without oneDNN: the fast order runs on libtorch only\n");

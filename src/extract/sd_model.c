@@ -73,6 +73,9 @@ int dhf_sd_placement_parse(const char *device, const char *dtype, dhf_model_plac
     *out = dhf_model_placement_default();
     if (dhf_device_parse(device, &out->device) != DHF_OK)
         return dhf_err_set("device '%s': %s", device, dhf_last_error());
+    if (out->device.type == DHF_CUDA && !dhf_cuda_available())
+        return dhf_err_set("device '%s': no CUDA device (this libtorch has no CUDA, or no GPU "
+                           "is visible)", device);
     if (strcmp(dtype, "float32") == 0)
         out->dtype = DHF_F32;
     else if (strcmp(dtype, "float16") == 0)

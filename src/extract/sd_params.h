@@ -84,7 +84,7 @@ void dhf_params_mark_used(dhf_params *p, const char *name);
 int dhf_params_check_all_used(const dhf_params *p, const char *const *ignored_prefixes);
 
 /* Where the weights live and in which floating dtype they are computed
- * (default CPU float32; float16 makes sense on CUDA only). */
+ * (default CPU float32; float16 on CUDA only, bfloat16 on CUDA or AVX512-BF16 CPUs). */
 typedef struct {
     dhf_device device;
     dhf_dtype dtype;

@@ -43,6 +43,17 @@ const char *dhf_kernels_name(dhf_extract_kernels k)
     return k == DHF_KERNELS_LIBTORCH ? "libtorch" : "onednn";
 }
 
+/* Is the oneDNN path to be tried at all? */
+static bool use_dnnl(void)
+{
+    return dhf_kernels_get() == DHF_KERNELS_ONEDNN && dhf_dmm_available();
+}
+
+const char *dhf_kernels_active(void)
+{
+    return dhf_kernels_name(use_dnnl() ? DHF_KERNELS_ONEDNN : DHF_KERNELS_LIBTORCH);
+}
+
 /* The oneDNN dtype of t when the oneDNN path may take it (CPU, float32 or bfloat16). */
 static bool dnnl_dtype(dhf_tensor t, dhf_dmm_dtype *dt)
 {
@@ -65,12 +76,6 @@ static bool dims3(dhf_tensor t, int64_t size[3], int64_t stride[3])
     memcpy(size, sh, 3 * sizeof *size);
     memcpy(stride, st, 3 * sizeof *stride);
     return true;
-}
-
-/* Is the oneDNN path to be tried at all? */
-static bool use_dnnl(void)
-{
-    return dhf_kernels_get() == DHF_KERNELS_ONEDNN && dhf_dmm_available();
 }
 
 static int shim_fail(const char *op)

@@ -18,6 +18,9 @@ int dhf_kernels_parse(const char *s, dhf_extract_kernels *out);
 void dhf_kernels_set(dhf_extract_kernels k);
 dhf_extract_kernels dhf_kernels_get(void);
 const char *dhf_kernels_name(dhf_extract_kernels k);
+/* What the CPU products run on now: "onednn", or "libtorch" (chosen, or dhf was built
+ * without oneDNN). */
+const char *dhf_kernels_active(void);
 
 /* NEW out = x W^T + b: x [..., K], w [N, K], b [N] or NULL (PyTorch's Linear). */
 int dhf_kern_linear(dhf_tensor x, dhf_tensor w, dhf_tensor b, dhf_tensor *out);

@@ -31,7 +31,7 @@ static int setup(void **state)
 {
     (void)state;
     if (dhf_tolerances_load(g_tol_path, &g_tol) != 0 ||
-        dhf_unet_load(parity_path(g_model_dir, "unet"), NULL, &g_unet) != 0) {
+        dhf_unet_load(parity_path(g_model_dir, "unet"), parity_placement(), &g_unet) != 0) {
         fprintf(stderr, "setup: %s\n", dhf_err_msg());
         return -1;
     }

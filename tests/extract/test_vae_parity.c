@@ -72,7 +72,7 @@ static void test_vae_encode(void **state)
     dhf_st_file *ref = NULL;
     if (dhf_tolerances_load(g_tol_path, &tol) != 0)
         fail_msg("%s", dhf_err_msg());
-    if (dhf_vae_load(parity_path(g_model_dir, "vae"), NULL, &v) != 0)
+    if (dhf_vae_load(parity_path(g_model_dir, "vae"), parity_placement(), &v) != 0)
         fail_msg("%s", dhf_err_msg());
     if (dhf_st_open(parity_path(g_ref_dir, "vae_encode.safetensors"), &ref) != 0)
         fail_msg("%s", dhf_err_msg());
@@ -160,7 +160,7 @@ static void test_vae_sample_seeded(void **state)
 {
     (void)state;
     dhf_vae *v = NULL;
-    if (dhf_vae_load(parity_path(g_model_dir, "vae"), NULL, &v) != 0)
+    if (dhf_vae_load(parity_path(g_model_dir, "vae"), parity_placement(), &v) != 0)
         fail_msg("%s", dhf_err_msg());
     int64_t shape[4] = {1, 3, 64, 64};
     dhf_tensor px = NULL, a = NULL, b = NULL, c = NULL;
