@@ -19,6 +19,7 @@ help:
 	@echo "make fuzz       libFuzzer runs of every parser (FUZZ_SECONDS each; clang), docs/RELIABILITY.md"
 	@echo "make test-faults  the fault tests at full count (kill -9 loops x20 incl. table1, disk full, locks, bit rot)"
 	@echo "make test-slurm   installs slurm-wlm+munge, runs the 3-shard job array + merge on a local cluster"
+	@echo "make gpu-check-dry  scripts/gpu-check.sh's dry run on the CPU (what one GPU call will do)"
 	@echo "make bench      benchmarks, built with DHF_PROFILE in build-bench/ (prints ratios; see BENCHMARKS.md)"
 	@echo "make clean      remove build folders"
 
@@ -54,6 +55,10 @@ test-faults: build
 test-slurm: build
 	@bash scripts/install-deps.sh --slurm
 	@cd $(BUILD) && ctest --output-on-failure -R 'e2e_slurm'
+
+# the prepared GPU check, run here on the CPU (downloads the .debs it carries first)
+gpu-check-dry:
+	@bash scripts/gpu-check.sh dry-run
 
 fuzz: build
 	@DHF=$(CURDIR)/$(DHF) bash scripts/fuzz.sh build-fuzz

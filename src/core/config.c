@@ -105,7 +105,7 @@ const dhf_cfg_key dhf_config_keys[] = {
            "the authors' GPU runs use fp16 autocast) or bfloat16 (weights and activations "
            "in bf16, float32 accumulation inside the kernels; on CPU it needs the "
            "AVX512-BF16 instructions and is refused without them). Measured deviation "
-           "from float32: docs/EXTRACT_SPEED.md."),
+           "from float32: BENCHMARKS.md (Extraction)."),
     K_ENUM("extract_kernels", extract_kernels, "onednn", "onednn|libtorch", S_MODEL,
            "CPU kernels of the extractor's matrix products (Linear layers, attention): "
            "onednn (oneDNN matmul, AVX-512/AVX512-BF16) or libtorch (libtorch's ops, the "

@@ -219,6 +219,7 @@ static void test_defaults_are_the_papers(void **state)
     assert_true(c->pck_threshold == 0.1);
     assert_string_equal(c->aggregation_order, "fast");
     assert_string_equal(c->aggregation_kernels, "auto");
+    assert_string_equal(c->extract_kernels, "onednn");
     assert_string_equal(c->aggregation_conv_algorithm, "auto");
     assert_string_equal(c->aggregation_conv1x1, "auto");
     assert_string_equal(c->mixed_precision, "auto");
@@ -485,7 +486,8 @@ static void test_bad_choices(void **state)
                "argmax|soft_argmax|window_soft_argmax");
     EXPECT_ERR(load_yaml(c, "split: ~\n"), "key 'split'",
                "expected one of trn|val|test, got an empty value");
-    EXPECT_ERR(load_yaml(c, "dtype: Float32\n"), "float32|float16");
+    EXPECT_ERR(load_yaml(c, "dtype: Float32\n"), "float32|float16|bfloat16");
+    EXPECT_ERR(load_yaml(c, "extract_kernels: mkl\n"), "onednn|libtorch");
     EXPECT_ERR(load_yaml(c, "split: [test]\n"), "expected one of trn|val|test, got list");
     free(c);
 }
@@ -704,6 +706,7 @@ static void fill_unusual(dhf_config *c)
     c->pck_threshold = 0.1 + 0.2;
     strcpy(c->aggregation_order, "straightforward");
     strcpy(c->aggregation_kernels, "libtorch");
+    strcpy(c->extract_kernels, "libtorch");
     strcpy(c->aggregation_conv_algorithm, "direct");
     strcpy(c->aggregation_conv1x1, "onednn");
     strcpy(c->mixed_precision, "bf16");
