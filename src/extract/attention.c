@@ -90,7 +90,14 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
     }
     DHF_CHECK(split_heads(k, B, M, H, d, &kh));
     DHF_CHECK(split_heads(v, B, M, H, dv, &vh));
-    DHF_SHIM(dhf_transpose(kh, 1, 2, &kt));   /* [BH, d, M], a view */
+    {
+        /* [BH, d, M] made contiguous once: every query chunk's product then reads plain
+         * rows (oneDNN's fast kernels want them; a copy of M*d per head is nothing next
+         * to the N*M*d multiply-adds) */
+        dhf_tensor ktv = NULL;
+        DHF_SHIM(dhf_transpose(kh, 1, 2, &ktv));
+        DHF_SHIM(dhf_contiguous(ktv, &kt));
+    }
 
     size_t elem = dhf_dtype_size(dhf_get_dtype(q));
     size_t row_bytes = (size_t)BH * (size_t)M * (elem ? elem : 4);
