@@ -3,11 +3,11 @@
  * model folder): median seconds per UNet call, the analytic FLOP count, achieved
  * GFLOP/s and peak RSS for each latent size x batch, and the time of a full DHF
  * inversion (num_timesteps UNet calls with the 12 features of every saved step
- * handed to a callback) per image.
+ * handed to a callback) per image, and the VAE encoder's call at --vae-res.
  *
   * Usage: bench_extract [--preset sd15-shapes|sd21-shapes|tiny-sd15|...] [--model DIR]
  *        [--res 256,512] [--batch 1,2] [--reps 3] [--inversion-res 256]
- *        [--steps 50] [--chunk-mb 8] [--threads N] [--json FILE]
+ *        [--steps 50] [--vae-res 512] [--chunk-mb 8] [--threads N] [--json FILE]
  *        [--dtype float32,bfloat16] [--kernels onednn,libtorch] [--device cpu|cuda]
  * Each dtype in --dtype builds its own UNet and runs every row (bfloat16 needs
  * AVX512-BF16 on the CPU; skipped with a message otherwise); within a row the two
@@ -29,6 +29,8 @@
 #include "extract/inversion.h"
 #include "extract/sd_model.h"
 #include "extract/unet.h"
+#include "extract/vae.h"
+#include "extract/diffusers_config.h"
 #include "extract/unet_kernels.h"
 #include "shim/torch_shim.h"
 #include "memtune.h"
@@ -61,7 +63,7 @@ static int count_cb(void *user, const dhf_saved_step *s)
 typedef struct {
     const char *preset, *model;
     const int *res, *batch;
-    int n_res, n_batch, reps, inv_res, steps;
+    int n_res, n_batch, reps, inv_res, steps, vae_res;
     dhf_extract_kernels kern[2];
     int n_kern;
     double peak;        /* measured peak of this dtype, GFLOP/s (0: unknown) */
@@ -207,11 +209,70 @@ static int bench_inversion(const bench_opts *o, const char *dtype, dhf_unet *u, 
     return 0;
 }
 
+/* The VAE encoder at vae_res^2 (the preset's VAE, seeded random weights), the kernels
+ * alternating call by call as in bench_calls. */
+static int bench_vae(const bench_opts *o, const char *dtype, const dhf_model_placement pl,
+                     int *first)
+{
+    char *vae_json = NULL;
+    dhf_vae_config vc;
+    dhf_params p;
+    dhf_vae *v = NULL;
+    const char *preset = o->model ? "sd15-shapes" : o->preset;
+    if (dhf_init_model_configs(preset, NULL, &vae_json, NULL, NULL) != 0 ||
+        dhf_vae_config_parse(vae_json, preset, &vc) != 0) {
+        free(vae_json);
+        return -1;
+    }
+    free(vae_json);
+    dhf_params_init_random(&p, 4321, preset, NULL);
+    p.device = pl.device;
+    p.dtype = pl.dtype;
+    int rc = dhf_vae_build(&vc, &p, false, &v);
+    dhf_params_close(&p);
+    if (rc != 0)
+        return -1;
+    int64_t xs[4] = {1, 3, o->vae_res, o->vae_res};
+    dhf_tensor x = NULL;
+    dhf_rand(5, DHF_F32, xs, 4, &x);
+    double times[2][64];
+    int n = o->reps < 64 ? o->reps : 64;
+    for (int r = -1; r < n && rc == 0; r++)
+        for (int k = 0; k < o->n_kern && rc == 0; k++) {
+            dhf_kernels_set(o->kern[k]);
+            dhf_vae_posterior post = {0};
+            double s = dhf_now();
+            rc = dhf_vae_encode(v, x, &post);
+            if (rc == 0 && o->cuda && dhf_cuda_synchronize() != DHF_OK)
+                rc = dhf_err_set("cuda synchronize: %s", dhf_last_error());
+            if (r >= 0)
+                times[k][r] = dhf_now() - s;
+            dhf_vae_posterior_free(&post);
+        }
+    double med[2] = {0, 0};
+    for (int k = 0; rc == 0 && k < o->n_kern; k++) {
+        med[k] = bench_median(times[k], n);
+        printf("%-9s %-9s vae-enc %-6d median %.3f s, min %.3f s, peak RSS %.2f GB\n", dtype,
+               dhf_kernels_name(o->kern[k]), o->vae_res, med[k], times[k][0], peak_rss_gb());
+        if (o->jf)
+            fprintf(o->jf, "%s{\"dtype\": \"%s\", \"kernels\": \"%s\", \"vae_encoder_image\": "
+                           "%d, \"median_s\": %.4f, \"min_s\": %.4f}", *first ? "" : ", ", dtype,
+                    dhf_kernels_name(o->kern[k]), o->vae_res, med[k], times[k][0]);
+        *first = 0;
+    }
+    if (rc == 0 && o->n_kern == 2)
+        printf("%-9s vae-enc %s/%s: %.2fx\n", dtype, dhf_kernels_name(o->kern[1]),
+               dhf_kernels_name(o->kern[0]), med[1] / med[0]);
+    dhf_free(x);
+    dhf_vae_free(v);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *preset = "sd15-shapes", *model = NULL, *json_path = NULL;
     int res[8] = {256, 512}, n_res = 2, batch[8] = {1, 2}, n_batch = 2, reps = 3;
-    int inv_res = 256, steps = 50, threads = 0;
+    int inv_res = 256, steps = 50, threads = 0, vae_res = 512;
     double chunk_mb = 8;
     bool tune_malloc = true;
     const char *dtypes = "float32", *kernels = "onednn,libtorch", *device = "cpu";
@@ -225,6 +286,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--reps") && v) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--inversion-res") && v) inv_res = atoi(argv[++i]);
         else if (!strcmp(a, "--steps") && v) steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--vae-res") && v) vae_res = atoi(argv[++i]);
         else if (!strcmp(a, "--chunk-mb") && v) chunk_mb = atof(argv[++i]);
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--json") && v) json_path = argv[++i];
@@ -234,7 +296,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--malloc-default")) tune_malloc = false;
         else {
             fprintf(stderr, "usage: %s [--preset P | --model DIR] [--res 256,512] [--batch 1,2] "
-                            "[--reps 3] [--inversion-res 256 (0: skip)] [--steps 50] "
+                            "[--reps 3] [--inversion-res 256 (0: skip)] [--steps 50] [--vae-res 512 (0: skip)] "
                             "[--chunk-mb 8] [--threads N] [--json FILE] [--malloc-default] "
                             "[--dtype float32,bfloat16] [--kernels onednn,libtorch] [--device cpu|cuda]\n",
                     argv[0]);
@@ -255,7 +317,7 @@ int main(int argc, char **argv)
 
     bench_opts bo = {.preset = preset, .model = model, .res = res, .batch = batch,
                      .n_res = n_res, .n_batch = n_batch, .reps = reps, .inv_res = inv_res,
-                     .steps = steps, .cuda = strncmp(device, "cuda", 4) == 0};
+                     .steps = steps, .vae_res = vae_res, .cuda = strncmp(device, "cuda", 4) == 0};
     char klist[64];
     snprintf(klist, sizeof klist, "%s", kernels);
     for (char *save = NULL, *k = strtok_r(klist, ",", &save); k && bo.n_kern < 2;
@@ -300,6 +362,8 @@ int main(int argc, char **argv)
             rc = bench_calls(&bo, d, u, &first);
             if (rc == 0 && inv_res > 0 && steps > 0)
                 rc = bench_inversion(&bo, d, u, &first);
+            if (rc == 0 && vae_res > 0)
+                rc = bench_vae(&bo, d, pl, &first);
         }
         if (m)
             dhf_sd_model_free(m);
