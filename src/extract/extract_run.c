@@ -13,7 +13,6 @@
 #include "extract/inversion.h"
 #include "cache/model_identity.h"
 #include "extract/sd_model.h"
-#include "extract/unet_kernels.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -84,12 +83,8 @@ static int load_models(const dhf_config *cfg, sd_models *m)
 {
     memset(m, 0, sizeof *m);
     dhf_sd_load_opts lo = dhf_sd_load_opts_default();
-    if (dhf_sd_placement_parse(cfg->device, cfg->dtype, &lo.placement) != 0)
+    if (dhf_sd_runtime_from_config(cfg, &lo) != 0)
         return -1;
-    dhf_extract_kernels kern;
-    if (dhf_kernels_parse(cfg->extract_kernels, &kern) != 0)
-        return -1;
-    dhf_kernels_set(kern);
     /* With prompt_embeds the text encoder is never needed. */
     lo.load_text_encoder = cfg->prompt_embeds[0] == '\0';
     if (dhf_sd_model_load(cfg->model_id, &lo, &m->sd) != 0)

@@ -23,7 +23,6 @@
 #include "extract/generation.h"
 #include "extract/nn_layers.h"
 #include "extract/sd_model.h"
-#include "extract/unet_kernels.h"
 
 void dhf_generate_key(int i, const char *prompt, int b, char *out, size_t n)
 {
@@ -290,12 +289,8 @@ int dhf_generate_run(const dhf_config *cfg, const dhf_generate_options *o,
     gen_state g = {.cfg = cfg, .o = o};
     dhf_sd_load_opts lo = dhf_sd_load_opts_default();
     lo.load_vae_decoder = true;
-    if (dhf_sd_placement_parse(cfg->device, cfg->dtype, &lo.placement) != 0)
+    if (dhf_sd_runtime_from_config(cfg, &lo) != 0)
         return -1;
-    dhf_extract_kernels kern;
-    if (dhf_kernels_parse(cfg->extract_kernels, &kern) != 0)
-        return -1;
-    dhf_kernels_set(kern);
     if (dhf_sd_model_load(cfg->model_id, &lo, &g.m) != 0)
         return -1;
     dhf_cache_layout layout;

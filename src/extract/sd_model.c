@@ -14,6 +14,7 @@
 #include "cache/model_identity.h"
 #include "extract/image_prep.h"
 #include "extract/nn_layers.h"
+#include "extract/unet_kernels.h"
 
 dhf_sd_load_opts dhf_sd_load_opts_default(void)
 {
@@ -91,6 +92,16 @@ int dhf_sd_placement_parse(const char *device, const char *dtype, dhf_model_plac
         return dhf_err_set("dtype bfloat16 on the CPU needs the AVX512-BF16 instructions, "
                            "which this CPU lacks (no avx512_bf16 in /proc/cpuinfo); use "
                            "dtype float32");
+    return 0;
+}
+
+int dhf_sd_runtime_from_config(const dhf_config *cfg, dhf_sd_load_opts *lo)
+{
+    dhf_extract_kernels kern;
+    if (dhf_sd_placement_parse(cfg->device, cfg->dtype, &lo->placement) != 0 ||
+        dhf_kernels_parse(cfg->extract_kernels, &kern) != 0)
+        return -1;
+    dhf_kernels_set(kern);
     return 0;
 }
 

@@ -6,6 +6,8 @@
 #ifndef DHF_EXTRACT_SD_MODEL_H
 #define DHF_EXTRACT_SD_MODEL_H
 
+#include "core/config.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +43,10 @@ dhf_sd_load_opts dhf_sd_load_opts_default(void);
  * AVX512-BF16 instructions (without them oneDNN emulates bf16, slower than float32);
  * float16 is refused on the CPU (libtorch has no CPU half convolutions). */
 int dhf_sd_placement_parse(const char *device, const char *dtype, dhf_model_placement *out);
+
+/* The run's settings of a model load: lo->placement from the config keys device and
+ * dtype, and the process-wide extract_kernels (unet_kernels.h). */
+int dhf_sd_runtime_from_config(const dhf_config *cfg, dhf_sd_load_opts *lo);
 
 /* Loads <dir>/unet and <dir>/vae (required), <dir>/text_encoder and the pad token of
  * <dir>/tokenizer (optional). Errors name the file and key/tensor. */
