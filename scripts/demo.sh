@@ -28,6 +28,11 @@ else
 fi
 
 step "dhf extract: 50-step DDIM inversion features of every image -> $OUT/features.h5"
+if [ -f "$OUT/features.h5" ] && ! "$DHF" cache info "$OUT/features.h5" >/dev/null 2>&1; then
+    # a cache this dhf cannot read (an older cache schema): kept aside, extracted anew
+    mv "$OUT/features.h5" "$OUT/features.h5.unreadable"
+    echo "($OUT/features.h5 is not readable by this dhf: moved to $OUT/features.h5.unreadable)"
+fi
 for split in trn val test; do
     "$DHF" extract "$CFG" --set split=$split
 done

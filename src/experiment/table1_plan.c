@@ -12,6 +12,7 @@
  * their extraction identity, so changed extraction settings get a new file. */
 #include "experiment/table1.h"
 #include "experiment/table1_internal.h"
+#include "cache/feature_cache.h"
 
 #include "core/error.h"
 #include "core/fsutil.h"
@@ -312,6 +313,10 @@ static int features_config(const t1_plan *p, int model, int setting, int dataset
     hash_str(&h, id);
     hash_str(&h, c->model_id);
     free(id);
+    /* and a file of an older cache schema (unreadable now) is never taken for done */
+    char schema[32];
+    snprintf(schema, sizeof schema, "cache schema %d", DHF_CACHE_SCHEMA_VERSION);
+    hash_str(&h, schema);
     char hex[17], leaf[256], dir[4200];
     hex16(h, hex);
     snprintf(leaf, sizeof leaf, "%s-%s-%s-%.8s.h5", t1_model_names[model],
