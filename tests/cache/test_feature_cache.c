@@ -395,11 +395,16 @@ static void test_check_row_nonfinite(void **state)
     assert_int_equal(bad, 0);
     assert_int_equal(dhf_cache_check_row(c, 1, &bad), 0);
     assert_int_equal(bad, 3);
+    /* a reader never gets the values: the map is refused by image, step and layer */
     float m[192];
-    assert_int_equal(dhf_cache_read_map(c, 1, 1, 2, m, 192), 0);
-    assert_true(isinf(m[0]) && m[0] > 0);
-    assert_true(isnan(m[7]));
-    assert_true(isinf(m[9]) && m[9] < 0);
+    assert_int_equal(dhf_cache_read_map(c, 1, 1, 2, m, 192), -1);
+    assert_non_null(strstr(dhf_err_msg(), "step 1 (save_timestep"));
+    assert_non_null(strstr(dhf_err_msg(), "layer 3: 3 values are not finite (the first, at "
+                                          "index 0, is inf)"));
+    assert_int_equal(dhf_cache_read_map(c, 1, 0, 2, m, dhf_cache_map_numel(c, 2)), 0);
+    size_t per = dhf_cache_map_numel(c, 2);
+    float all[2 * 192];
+    assert_int_equal(dhf_cache_read_layer(c, 1, 2, all, 2 * per), -1);
     assert_int_equal(dhf_cache_close(c), 0);
 }
 
