@@ -197,12 +197,12 @@ build() {   # build BUILD_DIR TORCH_DIR EXTRA_CMAKE_ARGS...
     say "configure ($B, Torch_DIR=${torch_dir:-default})"
     cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$P/usr" \
         -DHDF5_ROOT="$P/usr/include;$P/usr/lib/$ARCH" -DDHF_WITH_DNNL=OFF ${torch_dir:+-DTorch_DIR="$torch_dir"} \
-        -DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG" "$@" >"$B.configure.log" 2>&1 ||
-        { tail -30 "$B.configure.log"; die "configure (log: $B.configure.log)"; }
+        -DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG" "$@" >"$G/$B.configure.log" 2>&1 ||
+        { tail -30 "$G/$B.configure.log"; die "configure (log: $G/$B.configure.log)"; }
     say "build"
     cmake --build "$B" -j"$(nproc)" --target dhf test_unet_parity test_vae_parity \
-        test_inversion_parity bench_extract bench_train >"$B.build.log" 2>&1 ||
-        { grep -m20 -E "error|Error" "$B.build.log"; die "build (log: $B.build.log)"; }
+        test_inversion_parity bench_extract bench_train >"$G/$B.build.log" 2>&1 ||
+        { grep -m20 -E "error|Error" "$G/$B.build.log"; die "build (log: $G/$B.build.log)"; }
 }
 
 # Every dependency dhf found must come from the prefix: the dry run's proof that the
