@@ -3,12 +3,11 @@
  * dhf_dmm_shape, and the libtorch op for everything else. */
 #include "extract/unet_kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "engine/dnnl_matmul.h"
-
-#include <stdlib.h>
 
 /* -1: not chosen yet; the first dhf_kernels_get takes DHF_EXTRACT_KERNELS from the
  * environment (how the parity tests run the libtorch path), else onednn */
@@ -38,6 +37,7 @@ dhf_extract_kernels dhf_kernels_get(void)
     }
     return (dhf_extract_kernels)g_kernels;
 }
+
 const char *dhf_kernels_name(dhf_extract_kernels k)
 {
     return k == DHF_KERNELS_LIBTORCH ? "libtorch" : "onednn";
