@@ -505,6 +505,27 @@ static int next_prime(int n)
 
 /* Opens the layer datasets (checking shape and type) and the index datasets,
  * then loads the index into memory. */
+/* A map dataset must be stored as dhf writes it: chunked, one map [1, 1, C, H, W] per
+ * chunk. HDF5 trusts a damaged file's other layouts (a compact one with a short buffer
+ * made it copy past its own allocation, found by fuzzing), so no other is read. */
+static int check_map_chunks(const dhf_feature_cache *c, hid_t d, const char *name,
+                            const int64_t chw[3])
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t cd[8] = {0};
+    bool ok = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+              H5Pget_chunk(dcpl, 8, cd) == 5 && cd[0] == 1 && cd[1] == 1 &&
+              (int64_t)cd[2] == chw[0] && (int64_t)cd[3] == chw[1] && (int64_t)cd[4] == chw[2];
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    H5Eclear2(H5E_DEFAULT);
+    if (!ok)
+        return dhf_err_set("%s: dataset /%s: expected chunked storage, one map [1, 1, %lld, "
+                           "%lld, %lld] per chunk", c->path, name, (long long)chw[0],
+                           (long long)chw[1], (long long)chw[2]);
+    return 0;
+}
+
 static int open_datasets(dhf_feature_cache *c, int chunk_cache_images)
 {
     const dhf_cache_layout *l = &c->layout;
@@ -548,6 +569,8 @@ static int open_datasets(dhf_feature_cache *c, int chunk_cache_images)
             return dhf_err_set("%s: dataset /%s: element type is not %s as attribute "
                                "cache_dtype says", c->path, name,
                                dhf_cache_dtype_name(l->dtype));
+        if (check_map_chunks(c, c->layer[i], name, l->layer_chw[i]) != 0)
+            return -1;
     }
     if ((c->idx_key = open_dataset(c, "images/key", H5P_DEFAULT)) < 0 ||
         (c->idx_path = open_dataset(c, "images/path", H5P_DEFAULT)) < 0 ||

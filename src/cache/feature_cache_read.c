@@ -29,10 +29,40 @@ static int check_read_args(const dhf_feature_cache *c, int64_t row, int step, in
     return 0;
 }
 
+/* Every chunk about to be read must be stored whole with every filter applied: HDF5
+ * copies a chunk whose index entry lies about its filters or size past its own buffer
+ * (found by fuzzing), so such a map is refused before HDF5 reads it. The stored size of
+ * an uncompressed map is exact (the map and Fletcher-32's 4 bytes); a deflated one may
+ * grow by deflate's worst case. */
+static int check_chunks(dhf_feature_cache *c, int64_t row, int step0, int nsteps, int layer)
+{
+    size_t map = dhf_cache_map_numel(c, layer) * (c->layout.dtype == DHF_CACHE_F32 ? 4 : 2);
+    hsize_t most = c->layout.compression ? map + map / 1000 + 64 + 4 : map + 4;
+    for (int s = step0; s < step0 + nsteps; s++) {
+        hsize_t off[5] = {(hsize_t)row, (hsize_t)s, 0, 0, 0}, size = 0;
+        unsigned mask = 0;
+        haddr_t addr = HADDR_UNDEF;
+        herr_t st = H5Dget_chunk_info_by_coord(c->layer[layer], off, &mask, &addr, &size);
+        H5Eclear2(H5E_DEFAULT);
+        if (st < 0 || addr == HADDR_UNDEF || mask != 0 || size < 5 || size > most ||
+            (!c->layout.compression && size != most))
+            return dhf_err_set("%s: image '%s' step %d layer %d: the map's chunk is damaged "
+                               "(%s); re-extract this image", c->path, c->images[row].key, s,
+                               layer + 1,
+                               st < 0 ? "its index entry is unreadable"
+                               : addr == HADDR_UNDEF ? "it was never written"
+                               : mask ? "stored with a filter skipped"
+                                      : "stored size does not fit the map");
+    }
+    return 0;
+}
+
 /* Reads steps [step0, step0+nsteps) of (row, layer) in the file's dtype into buf. */
 static int read_raw(dhf_feature_cache *c, int64_t row, int step0, int nsteps, int layer,
                     void *buf)
 {
+    if (check_chunks(c, row, step0, nsteps, layer) != 0)
+        return -1;
     hid_t fs, ms;
     if (dhf_cache__select(c, layer, row, step0, nsteps, &fs, &ms) != 0)
         return -1;
