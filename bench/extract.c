@@ -12,7 +12,9 @@
  * Each dtype in --dtype builds its own UNet and runs every row (bfloat16 needs
  * AVX512-BF16 on the CPU; skipped with a message otherwise); within a row the two
  * --kernels alternate call by call (extract/unet_kernels.h), so their ratio is
- * measured side by side. The float32 FMA and bf16 dot-product peaks are measured at
+ * measured side by side (with both, every convolution's OIHW weights are kept beside
+ * the packed ones, so the peak RSS is the product's only with one --kernels). The
+ * float32 FMA and bf16 dot-product peaks are measured at
  * the start and every row says which fraction of its dtype's peak it reached. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -326,6 +328,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_extract: --kernels: %s\n", dhf_err_msg());
             return 2;
         }
+    /* alternating both paths in one process needs every conv's OIHW weights beside the
+     * packed ones (the peak RSS of a two-path run counts the conv weights twice; run
+     * one --kernels alone for the product's footprint) */
+    dhf_kernels_keep_oihw(bo.n_kern > 1);
     /* the CPU's peaks; on CUDA the rows give GFLOP/s only */
     const double peak32 = bo.cuda ? 0 : fma_peak_gflops(),
                  peak16 = bo.cuda ? 0 : bf16_peak_gflops();

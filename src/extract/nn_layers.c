@@ -36,6 +36,36 @@ void dhf_nn_unscope(dhf_tensor t)
         dhf_keep(t);
 }
 
+int dhf_nn_plain(dhf_tensor *t)
+{
+    if (dhf_is_contiguous(*t))
+        return 0;
+    dhf_tensor c = NULL;
+    if (dhf_contiguous(*t, &c) != DHF_OK)
+        return dhf_nn_shim_fail("dhf_contiguous");
+    *t = c;
+    return 0;
+}
+
+/* *packed = an empty tensor beside w, owned by the params list like w (none without a
+ * list: the layer then never packs) */
+static int packed_home(dhf_params *p, dhf_tensor w, dhf_tensor *packed)
+{
+    int64_t zero = 0;
+    *packed = NULL;
+    if (!p->dst)
+        return 0;
+    if (dhf_empty(DHF_U8, dhf_get_device(w), &zero, 1, packed) != DHF_OK)
+        return dhf_nn_shim_fail("dhf_empty");
+    dhf_nn_unscope(*packed);
+    if (dhf_tensor_list_push(p->dst, *packed) != 0) {
+        dhf_free(*packed);
+        *packed = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int dhf_conv2d_load(dhf_conv2d_layer *c, dhf_params *p, const char *name, int in_ch, int out_ch,
                     int kernel, int stride, int pad, bool bias)
 {
@@ -51,23 +81,22 @@ int dhf_conv2d_load(dhf_conv2d_layer *c, dhf_params *p, const char *name, int in
         return -1;
     if (bias && dhf_params_get(p, DHF_INIT_FAN_IN, fan_in, bs, 1, &c->b, "%s.bias", name) != 0)
         return -1;
-    return 0;
+    return packed_home(p, c->w, &c->w_packed);
+}
+
+int dhf_conv2d_forward_acc(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor acc,
+                           dhf_tensor *out)
+{
+    int extra = c->pad_right_bottom ? 1 : 0;
+    dhf_kern_conv_geom g = {.in_ch = c->in_ch, .out_ch = c->out_ch, .k = c->kernel,
+                            .stride = c->stride, .pad_t = c->pad, .pad_l = c->pad,
+                            .pad_b = c->pad + extra, .pad_r = c->pad + extra};
+    return dhf_kern_conv2d(x, c->w, c->w_packed, c->b, &g, acc, out);
 }
 
 int dhf_conv2d_forward(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor *out)
 {
-    dhf_status st;
-    if (c->pad_right_bottom) {
-        int64_t pads[4] = {0, 1, 0, 1};
-        dhf_tensor padded = NULL;
-        if (dhf_pad(x, pads, 4, 0.0, &padded) != DHF_OK)
-            return dhf_nn_shim_fail("dhf_pad");
-        st = dhf_conv2d(padded, c->w, c->b, c->stride, c->stride, c->pad, c->pad, 1, out);
-        dhf_free(padded);
-    } else {
-        st = dhf_conv2d(x, c->w, c->b, c->stride, c->stride, c->pad, c->pad, 1, out);
-    }
-    return st == DHF_OK ? 0 : dhf_nn_shim_fail("dhf_conv2d");
+    return dhf_conv2d_forward_acc(c, x, NULL, out);
 }
 
 int dhf_linear_load(dhf_linear_layer *l, dhf_params *p, const char *name, int in_f, int out_f,
@@ -81,12 +110,17 @@ int dhf_linear_load(dhf_linear_layer *l, dhf_params *p, const char *name, int in
         return -1;
     if (bias && dhf_params_get(p, DHF_INIT_FAN_IN, in_f, bs, 1, &l->b, "%s.bias", name) != 0)
         return -1;
-    return 0;
+    return packed_home(p, l->w, &l->w_packed);
 }
 
 int dhf_linear_forward(const dhf_linear_layer *l, dhf_tensor x, dhf_tensor *out)
 {
-    return dhf_kern_linear(x, l->w, l->b, out);
+    return dhf_kern_linear(x, l->w, l->w_packed, l->b, l->in_f, l->out_f, out);
+}
+
+int dhf_linear_forward_acc_(const dhf_linear_layer *l, dhf_tensor x, dhf_tensor acc)
+{
+    return dhf_kern_linear_acc_(acc, x, l->w, l->w_packed, l->b, l->in_f, l->out_f);
 }
 
 int dhf_groupnorm_load(dhf_groupnorm *g, dhf_params *p, const char *name, int groups,
@@ -109,9 +143,12 @@ int dhf_groupnorm_load(dhf_groupnorm *g, dhf_params *p, const char *name, int gr
 
 int dhf_groupnorm_forward(const dhf_groupnorm *g, dhf_tensor x, dhf_tensor *out)
 {
-    return dhf_group_norm(x, g->groups, g->w, g->b, g->eps, out) == DHF_OK
-               ? 0
-               : dhf_nn_shim_fail("dhf_group_norm");
+    return dhf_kern_groupnorm(x, g->groups, g->w, g->b, g->eps, false, out);
+}
+
+int dhf_groupnorm_silu_forward(const dhf_groupnorm *g, dhf_tensor x, dhf_tensor *out)
+{
+    return dhf_kern_groupnorm(x, g->groups, g->w, g->b, g->eps, true, out);
 }
 
 int dhf_layernorm_load(dhf_layernorm *l, dhf_params *p, const char *name, int dim, double eps)

@@ -45,9 +45,15 @@ int dhf_nn_scope_finish(int rc, dhf_tensor *outs[], int n_outs);
  * until dhf_free: for tensors made inside a callback that must outlive it. */
 void dhf_nn_unscope(dhf_tensor t);
 
-/* ---- Conv2d: w [O, I, k, k], b [O] (optional) ------------------------------- */
+/* *t = a contiguous copy of *t when it is a view (channels-last activations, before
+ * a caller reads them as plain NCHW); the old handle is left to the open scope. */
+int dhf_nn_plain(dhf_tensor *t);
+
+/* ---- Conv2d: w [O, I, k, k], b [O] (optional) -------------------------------
+ * w_packed: the weights in oneDNN's layout, empty until the first forward on the
+ * oneDNN path (unet_kernels.h), which then empties w. Both live in the params list. */
 typedef struct {
-    dhf_tensor w, b;
+    dhf_tensor w, b, w_packed;
     int in_ch, out_ch, kernel, stride, pad;
     bool pad_right_bottom;   /* F.pad(x, (0,1,0,1)) before the conv (VAE Downsample2D) */
 } dhf_conv2d_layer;
@@ -55,16 +61,23 @@ typedef struct {
 int dhf_conv2d_load(dhf_conv2d_layer *c, dhf_params *p, const char *name, int in_ch, int out_ch,
                     int kernel, int stride, int pad, bool bias);
 int dhf_conv2d_forward(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor *out);
+/* NEW out = conv(x) + acc (acc shaped like the output; a residual added in the same
+ * pass on the oneDNN path). */
+int dhf_conv2d_forward_acc(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor acc,
+                           dhf_tensor *out);
 
-/* ---- Linear: w [O, I], b [O] (optional); y = x w^T + b on the last dim ---- */
+/* ---- Linear: w [O, I], b [O] (optional); y = x w^T + b on the last dim ----
+ * w_packed: as for Conv2d (NULL for a layer made by hand: then never packed). */
 typedef struct {
-    dhf_tensor w, b;
+    dhf_tensor w, b, w_packed;
     int in_f, out_f;
 } dhf_linear_layer;
 
 int dhf_linear_load(dhf_linear_layer *l, dhf_params *p, const char *name, int in_f, int out_f,
                     bool bias);
 int dhf_linear_forward(const dhf_linear_layer *l, dhf_tensor x, dhf_tensor *out);
+/* acc += linear(x) in place (acc contiguous, shaped like the output) */
+int dhf_linear_forward_acc_(const dhf_linear_layer *l, dhf_tensor x, dhf_tensor acc);
 
 /* ---- GroupNorm over NCHW, affine ------------------------------------------ */
 typedef struct {
@@ -77,6 +90,8 @@ typedef struct {
 int dhf_groupnorm_load(dhf_groupnorm *g, dhf_params *p, const char *name, int groups,
                        int channels, double eps);
 int dhf_groupnorm_forward(const dhf_groupnorm *g, dhf_tensor x, dhf_tensor *out);
+/* NEW out = silu(GroupNorm(x)): one fused pass on the oneDNN path */
+int dhf_groupnorm_silu_forward(const dhf_groupnorm *g, dhf_tensor x, dhf_tensor *out);
 
 /* ---- LayerNorm over the last dimension, affine ------------------------------ */
 typedef struct {

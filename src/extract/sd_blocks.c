@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "extract/attention.h"
+#include "extract/unet_kernels.h"
 
 /* ---- ResnetBlock2D ------------------------------------------------------------ */
 
@@ -54,8 +55,7 @@ int dhf_resnet_forward(const dhf_resnet *r, dhf_tensor x, dhf_tensor temb_act,
     dhf_tensor h = NULL, h1 = NULL, tp = NULL, tp4 = NULL, h2 = NULL, hb = NULL;
     dhf_tensor sc = NULL, res = NULL;
     dhf_scope_begin();
-    DHF_CHECK(dhf_groupnorm_forward(&r->norm1, x, &h));
-    DHF_SHIM(dhf_silu_(h));
+    DHF_CHECK(dhf_groupnorm_silu_forward(&r->norm1, x, &h));
     DHF_CHECK(dhf_conv2d_forward(&r->conv1, h, &h1));
     dhf_free(h);
     if (r->has_temb) {
@@ -68,17 +68,19 @@ int dhf_resnet_forward(const dhf_resnet *r, dhf_tensor x, dhf_tensor temb_act,
         DHF_SHIM(dhf_view(tp, s4, 4, &tp4));
         DHF_SHIM(dhf_add_(h1, tp4));
     }
-    DHF_CHECK(dhf_groupnorm_forward(&r->norm2, h1, &h2));
+    DHF_CHECK(dhf_groupnorm_silu_forward(&r->norm2, h1, &h2));
     dhf_free(h1);
-    DHF_SHIM(dhf_silu_(h2));
-    DHF_CHECK(dhf_conv2d_forward(&r->conv2, h2, &hb));
-    dhf_free(h2);
-    if (r->has_shortcut) {
+    if (r->has_shortcut)
         DHF_CHECK(dhf_conv2d_forward(&r->conv_shortcut, x, &sc));
-        DHF_SHIM(dhf_add(sc, hb, &res));
+    if (branch) {
+        /* the branch itself is a DHF feature: conv2's output, then the residual sum */
+        DHF_CHECK(dhf_conv2d_forward(&r->conv2, h2, &hb));
+        DHF_SHIM(dhf_add(r->has_shortcut ? sc : x, hb, &res));
     } else {
-        DHF_SHIM(dhf_add(x, hb, &res));
+        /* shortcut + conv2(h2) in one pass (oneDNN's sum post-op on its path) */
+        DHF_CHECK(dhf_conv2d_forward_acc(&r->conv2, h2, r->has_shortcut ? sc : x, &res));
     }
+    dhf_free(h2);
     if (r->output_scale_factor != 1.0) {
         dhf_tensor scaled = NULL;
         DHF_SHIM(dhf_div_scalar(res, r->output_scale_factor, &scaled));
@@ -114,12 +116,13 @@ static int cross_attention_load(dhf_cross_attention *a, dhf_params *p, const cha
     return dhf_linear_load(&a->to_out, p, n, dim, dim, true);
 }
 
-/* x [B, N, C]; context [B, L, Cc] or NULL (self-attention) -> NEW [B, N, C]. */
-static int cross_attention_forward(const dhf_cross_attention *a, dhf_tensor x,
-                                   dhf_tensor context, dhf_tensor *out)
+/* acc [B, N, C] += attention(x [B, N, C], context [B, L, Cc] or NULL for
+ * self-attention), in place: to_out's product takes the residual sum. */
+static int cross_attention_acc_(const dhf_cross_attention *a, dhf_tensor x,
+                                dhf_tensor context, dhf_tensor acc)
 {
     int rc = 0;
-    dhf_tensor q = NULL, k = NULL, v = NULL, o = NULL, res = NULL;
+    dhf_tensor q = NULL, k = NULL, v = NULL, o = NULL;
     dhf_tensor ctx = context ? context : x;
     dhf_scope_begin();
     DHF_CHECK(dhf_linear_forward(&a->to_q, x, &q));
@@ -129,11 +132,9 @@ static int cross_attention_forward(const dhf_cross_attention *a, dhf_tensor x,
     dhf_free(q);
     dhf_free(k);
     dhf_free(v);
-    DHF_CHECK(dhf_linear_forward(&a->to_out, o, &res));
-    *out = res;
-done:;
-    dhf_tensor *outs[1] = {out};
-    return dhf_nn_scope_finish(rc, outs, 1);
+    DHF_CHECK(dhf_linear_forward_acc_(&a->to_out, o, acc));
+done:
+    return dhf_nn_scope_finish(rc, NULL, 0);
 }
 
 static int transformer_block_load(dhf_transformer_block *b, dhf_params *p, const char *name,
@@ -163,11 +164,12 @@ static int transformer_block_load(dhf_transformer_block *b, dhf_params *p, const
     return dhf_linear_load(&b->ff_out, p, n, inner, dim, true);
 }
 
-/* GEGLU feed-forward: value, gate = chunk(proj(x), 2); net.2(value * gelu_erf(gate)). */
-static int geglu_forward(const dhf_transformer_block *b, dhf_tensor x, dhf_tensor *out)
+/* GEGLU feed-forward, added into acc in place: value, gate = chunk(proj(x), 2);
+ * acc += net.2(value * gelu_erf(gate)). */
+static int geglu_acc_(const dhf_transformer_block *b, dhf_tensor x, dhf_tensor acc)
 {
     int rc = 0, n_chunks = 0;
-    dhf_tensor proj = NULL, halves[2] = {NULL, NULL}, gate = NULL, res = NULL;
+    dhf_tensor proj = NULL, halves[2] = {NULL, NULL}, gate = NULL;
     dhf_scope_begin();
     DHF_CHECK(dhf_linear_forward(&b->ff_proj, x, &proj));
     DHF_SHIM(dhf_chunk(proj, 2, -1, halves, &n_chunks));
@@ -178,11 +180,9 @@ static int geglu_forward(const dhf_transformer_block *b, dhf_tensor x, dhf_tenso
     DHF_SHIM(dhf_gelu(halves[1], &gate));
     DHF_SHIM(dhf_mul_(gate, halves[0]));
     dhf_free(proj);
-    DHF_CHECK(dhf_linear_forward(&b->ff_out, gate, &res));
-    *out = res;
-done:;
-    dhf_tensor *outs[1] = {out};
-    return dhf_nn_scope_finish(rc, outs, 1);
+    DHF_CHECK(dhf_linear_forward_acc_(&b->ff_out, gate, acc));
+done:
+    return dhf_nn_scope_finish(rc, NULL, 0);
 }
 
 /* x [B, N, C] is updated in place (it belongs to the caller's transformer). */
@@ -190,21 +190,16 @@ static int transformer_block_forward(const dhf_transformer_block *b, dhf_tensor 
                                      dhf_tensor context)
 {
     int rc = 0;
-    dhf_tensor n1 = NULL, a1 = NULL, n2 = NULL, a2 = NULL, n3 = NULL, f = NULL;
+    dhf_tensor n1 = NULL, n2 = NULL, n3 = NULL;
     dhf_scope_begin();
     DHF_CHECK(dhf_layernorm_forward(&b->norm1, x, &n1));
-    DHF_CHECK(cross_attention_forward(&b->attn1, n1, NULL, &a1));
-    DHF_SHIM(dhf_add_(x, a1));
+    DHF_CHECK(cross_attention_acc_(&b->attn1, n1, NULL, x));
     dhf_free(n1);
-    dhf_free(a1);
     DHF_CHECK(dhf_layernorm_forward(&b->norm2, x, &n2));
-    DHF_CHECK(cross_attention_forward(&b->attn2, n2, context, &a2));
-    DHF_SHIM(dhf_add_(x, a2));
+    DHF_CHECK(cross_attention_acc_(&b->attn2, n2, context, x));
     dhf_free(n2);
-    dhf_free(a2);
     DHF_CHECK(dhf_layernorm_forward(&b->norm3, x, &n3));
-    DHF_CHECK(geglu_forward(b, n3, &f));
-    DHF_SHIM(dhf_add_(x, f));
+    DHF_CHECK(geglu_acc_(b, n3, x));
 done:
     return dhf_nn_scope_finish(rc, NULL, 0);
 }
@@ -269,7 +264,8 @@ done:
     return rc;
 }
 
-/* [B, H*W, C] -> contiguous [B, C, H, W]. */
+/* [B, H*W, C] -> [B, C, H, W]: contiguous on the libtorch path, the channels-last
+ * view itself (no copy) where the kernels keep activations channels-last. */
 static int from_tokens(dhf_tensor x, int64_t H, int64_t W, dhf_tensor *out)
 {
     int rc = 0;
@@ -278,7 +274,12 @@ static int from_tokens(dhf_tensor x, int64_t H, int64_t W, dhf_tensor *out)
     int64_t s4[4] = {B, H, W, C}, p4[4] = {0, 3, 1, 2};
     DHF_SHIM(dhf_reshape(x, s4, 4, &v4));
     DHF_SHIM(dhf_permute(v4, p4, 4, &perm));
-    DHF_SHIM(dhf_contiguous(perm, out));
+    if (dhf_kern_fast_layout(perm)) {
+        *out = perm;
+        perm = NULL;
+    } else {
+        DHF_SHIM(dhf_contiguous(perm, out));
+    }
 done:
     dhf_free(v4);
     dhf_free(perm);
@@ -311,9 +312,11 @@ int dhf_transformer2d_forward(const dhf_transformer2d *t, dhf_tensor x, dhf_tens
         DHF_CHECK(from_tokens(tok2, H, W, &img));
     } else {
         DHF_CHECK(from_tokens(tok, H, W, &img2));
-        DHF_CHECK(dhf_conv2d_forward(&t->proj_out_conv, img2, &img));
+        /* proj_out(h) + x in one pass on the oneDNN path */
+        DHF_CHECK(dhf_conv2d_forward_acc(&t->proj_out_conv, img2, x, &img));
     }
-    DHF_SHIM(dhf_add_(img, x));
+    if (t->linear_projection)
+        DHF_SHIM(dhf_add_(img, x));
     *out = img;
 done:;
     dhf_tensor *outs[1] = {out};

@@ -514,9 +514,13 @@ int dhf_unet_forward(const dhf_unet *u, dhf_tensor sample, const float *timestep
 
     {
         dhf_tensor n = NULL;
-        DHF_CHECK(dhf_groupnorm_forward(&u->norm_out, h, &n));
-        DHF_SHIM(dhf_silu_(n));
+        DHF_CHECK(dhf_groupnorm_silu_forward(&u->norm_out, h, &n));
         DHF_CHECK(dhf_conv2d_forward(&u->conv_out, n, &e));
+        /* callers read eps and the features as plain NCHW buffers */
+        DHF_CHECK(dhf_nn_plain(&e));
+        for (int k = 0; feats && k < u->n_features; k++)
+            if (feats[k])
+                DHF_CHECK(dhf_nn_plain(&feats[k]));
     }
     if (eps)
         *eps = e;

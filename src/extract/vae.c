@@ -275,14 +275,14 @@ int dhf_vae_encode(const dhf_vae *v, dhf_tensor pixels, dhf_vae_posterior *post)
         h = y;
     }
     DHF_CHECK(step_resnet(&v->mid_res1, &h, "encoder.mid_block.resnets.1", 0, -1));
-    DHF_CHECK(dhf_groupnorm_forward(&v->norm_out, h, &y));
-    DHF_SHIM(dhf_silu_(y));
+    DHF_CHECK(dhf_groupnorm_silu_forward(&v->norm_out, h, &y));
     DHF_CHECK(dhf_conv2d_forward(&v->conv_out, y, &m));
     if (c->use_quant_conv) {
         dhf_tensor q = NULL;
         DHF_CHECK(dhf_conv2d_forward(&v->quant_conv, m, &q));
         m = q;
     }
+    DHF_CHECK(dhf_nn_plain(&m));
     DHF_SHIM(dhf_chunk(m, 2, 1, halves, &n_chunks));
     DHF_SHIM(dhf_contiguous(halves[0], &mean));
     DHF_SHIM(dhf_clamp(halves[1], -30.0, 20.0, &logvar));
@@ -391,9 +391,9 @@ int dhf_vae_decode(const dhf_vae *v, dhf_tensor z, dhf_tensor *image, dhf_vae_de
         if (dbg)
             DHF_SHIM(dhf_clone(h, &dbg->up_out[i]));
     }
-    DHF_CHECK(dhf_groupnorm_forward(&d->norm_out, h, &y));
-    DHF_SHIM(dhf_silu_(y));
+    DHF_CHECK(dhf_groupnorm_silu_forward(&d->norm_out, h, &y));
     DHF_CHECK(dhf_conv2d_forward(&d->conv_out, y, &out));
+    DHF_CHECK(dhf_nn_plain(&out));
     *image = out;
 done:;
     dhf_tensor *outs[4 + DHF_UNET_MAX_BLOCKS] = {image};

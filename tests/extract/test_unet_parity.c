@@ -60,6 +60,7 @@ static void run_unet_single(dhf_dtype dtype, double tol_factor)
     dhf_tensor feats[64] = {0};
     dhf_unet_debug dbg;
     assert_int_equal(dhf_inference_begin(), DHF_OK);
+    dhf_kern_stats_reset();
     if (dhf_unet_forward(u, sample, tvals, ctx, &eps, feats, &dbg) != 0)
         fail_msg("forward: %s", dhf_err_msg());
     assert_int_equal(dhf_inference_end(), DHF_OK);
@@ -94,9 +95,22 @@ static void run_unet_single(dhf_dtype dtype, double tol_factor)
         snprintf(name, sizeof name, "dbg/up%d_out", i);
         dhf_parity_check(&r, dbg.up_out[i], ref, name, name);
     }
-    printf("%s on %s, %s matrix products:\n",
+    dhf_kern_stats ks;
+    dhf_kern_stats_get(&ks);
+    printf("%s on %s, %s kernels (convolutions: %ld oneDNN, %ld libtorch, %ld inputs made "
+           "channels-last; GroupNorm: %ld fused, %ld libtorch; %ld Linear as 1x1 convolutions):\n",
            dtype == DHF_BF16 ? "bfloat16" : dtype == DHF_F16 ? "float16" : "float32", g_device,
-           dhf_kernels_active());
+           dhf_kernels_active(), ks.conv_onednn, ks.conv_libtorch, ks.conv_relayout,
+           ks.gn_fused, ks.gn_libtorch, ks.linear_1x1);
+    if (strcmp(dhf_kernels_active(), "onednn") == 0 && strcmp(g_device, "cpu") == 0) {
+        /* the oneDNN path must really run the UNet's convolutions and norms, with the
+         * activations channels-last from conv_in on (only the sample is relaid out) */
+        assert_int_equal(ks.conv_libtorch, 0);
+        assert_true(ks.conv_onednn > 0);
+        assert_int_equal(ks.gn_libtorch, 0);
+        assert_int_equal(ks.conv_relayout, 1);
+        assert_true(ks.linear_1x1 > 0);
+    }
     dhf_parity_print(&r, stdout);
     if (r.n_fail)
         printf("last error: %s\n", dhf_err_msg());
