@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "engine/attention_rows.h"
 #include "extract/nn_layers.h"
 #include "extract/unet_kernels.h"
 
@@ -99,6 +100,27 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
         DHF_SHIM(dhf_contiguous(ktv, &kt));
     }
 
+    if (!causal && dhf_kern_fast(qh) && dhf_get_dtype(kt) == dhf_get_dtype(qh) &&
+        dhf_get_dtype(vh) == dhf_get_dtype(qh)) {
+        /* the oneDNN path: blocks of query rows per head, the softmax in the same pass
+         * over a block that stays in cache (engine/attention_rows.h) */
+        dhf_tensor qc = NULL, vc = NULL;
+        int64_t os[3] = {BH, N, dv};
+        DHF_SHIM(dhf_contiguous(qh, &qc));
+        DHF_SHIM(dhf_contiguous(vh, &vc));
+        DHF_SHIM(dhf_empty(dhf_get_dtype(q), dhf_get_device(q), os, 3, &o));
+        dhf_attn_shape as = {.heads = BH, .N = N, .M = M, .d = d, .dv = dv,
+                             .dtype = dhf_get_dtype(q) == DHF_BF16 ? DHF_DMM_BF16 : DHF_DMM_F32,
+                             .block_bytes = g_chunk_bytes};
+        if (dhf_attn_rows_forward(&as, dhf_data_ptr(qc), dhf_data_ptr(kt), dhf_data_ptr(vc),
+                                  dhf_data_ptr(o)) == 0) {
+            dhf_kern_count_attention();
+            goto merge;
+        }
+        dhf_err_clear();   /* no oneDNN kernel for these shapes: the products below */
+        dhf_free(o);
+        o = NULL;
+    }
     size_t elem = dhf_dtype_size(dhf_get_dtype(q));
     size_t row_bytes = (size_t)BH * (size_t)M * (elem ? elem : 4);
     int64_t rows = (int64_t)(g_chunk_bytes / (row_bytes ? row_bytes : 1));
@@ -128,6 +150,7 @@ int dhf_attention_core(dhf_tensor q, dhf_tensor k, dhf_tensor v, int heads, doub
             dhf_free(oc);
         }
     }
+merge:
     DHF_CHECK(merge_heads(o, B, N, H, dv, &merged));
     *out = merged;
 done:;

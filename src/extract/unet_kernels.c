@@ -182,6 +182,14 @@ bool dhf_kern_fast_layout(dhf_tensor x)
            dnnl_dtype(x, &dt) && dhf_ndim(x) == 4;
 }
 
+bool dhf_kern_fast(dhf_tensor x)
+{
+    dhf_dmm_dtype dt;
+    return use_dnnl() && dnnl_dtype(x, &dt);
+}
+
+void dhf_kern_count_attention(void) { g_stats.attn_rows++; }
+
 bool dhf_kern_is_channels_last(dhf_tensor x)
 {
     int nd = 0, ns = 0;

@@ -71,6 +71,8 @@ bool dhf_kern_is_channels_last(dhf_tensor x);
 int dhf_kern_channels_last(dhf_tensor x, dhf_tensor *out);
 /* Is the channels-last oneDNN path on for tensors like x (CPU float32 / bfloat16)? */
 bool dhf_kern_fast_layout(dhf_tensor x);
+/* Is the oneDNN path on for a CPU float32 / bfloat16 tensor like x (any rank)? */
+bool dhf_kern_fast(dhf_tensor x);
 /* Keep every OIHW weight beside its packed copy (bench_extract, which alternates the
  * two paths in one process; costs the conv weights' memory twice). */
 void dhf_kernels_keep_oihw(bool keep);
@@ -79,8 +81,10 @@ void dhf_kernels_keep_oihw(bool keep);
 typedef struct {
     long conv_onednn, conv_relayout, conv_libtorch, gn_fused, gn_libtorch;
     long linear_1x1;   /* Linear layers run as oneDNN 1x1 convolutions */
+    long attn_rows;    /* attention cores run by engine/attention_rows.h */
 } dhf_kern_stats;
 void dhf_kern_stats_get(dhf_kern_stats *s);
+void dhf_kern_count_attention(void);   /* attention.c: one core on attention_rows */
 void dhf_kern_stats_reset(void);
 
 #endif

@@ -98,10 +98,10 @@ static void run_unet_single(dhf_dtype dtype, double tol_factor)
     dhf_kern_stats ks;
     dhf_kern_stats_get(&ks);
     printf("%s on %s, %s kernels (convolutions: %ld oneDNN, %ld libtorch, %ld inputs made "
-           "channels-last; GroupNorm: %ld fused, %ld libtorch; %ld Linear as 1x1 convolutions):\n",
+           "channels-last; GroupNorm: %ld fused, %ld libtorch; %ld Linear as 1x1 convolutions; %ld attention cores by query-row blocks):\n",
            dtype == DHF_BF16 ? "bfloat16" : dtype == DHF_F16 ? "float16" : "float32", g_device,
            dhf_kernels_active(), ks.conv_onednn, ks.conv_libtorch, ks.conv_relayout,
-           ks.gn_fused, ks.gn_libtorch, ks.linear_1x1);
+           ks.gn_fused, ks.gn_libtorch, ks.linear_1x1, ks.attn_rows);
     if (strcmp(dhf_kernels_active(), "onednn") == 0 && strcmp(g_device, "cpu") == 0) {
         /* the oneDNN path must really run the UNet's convolutions and norms, with the
          * activations channels-last from conv_in on (only the sample is relaid out) */
@@ -110,6 +110,7 @@ static void run_unet_single(dhf_dtype dtype, double tol_factor)
         assert_int_equal(ks.gn_libtorch, 0);
         assert_int_equal(ks.conv_relayout, 1);
         assert_true(ks.linear_1x1 > 0);
+        assert_true(ks.attn_rows > 0);
     }
     dhf_parity_print(&r, stdout);
     if (r.n_fail)
