@@ -99,16 +99,19 @@ DHF_HOT static void sum_rows(const dhf_gn_shape *s, const void *x, int64_t r0, i
     }
 }
 
-/* y rows [r0, r1) = silu?(x * scale + shift) */
+/* y rows [r0, r1) = silu?((x - center) * scale + shift): centred first, so activations
+ * whose mean is large next to their spread keep their digits (x * scale + shift would
+ * cancel two large terms) */
 DHF_HOT static void apply_rows(const dhf_gn_shape *s, const void *x, void *y, int64_t r0,
-                               int64_t r1, const float *scale, const float *shift, float *tmp)
+                               int64_t r1, const float *center, const float *scale,
+                               const float *shift, float *tmp)
 {
     const int64_t C = s->C;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = row_f32(s, x, r, tmp);
         float *out = s->bf16 ? tmp : (float *)y + r * C;
         for (int64_t c = 0; c < C; c++) {
-            float v = xr[c] * scale[c] + shift[c];
+            float v = (xr[c] - center[c]) * scale[c] + shift[c];
             out[c] = s->silu ? v / (1.0f + silu_expf(-v)) : v;
         }
         if (s->bf16) {
@@ -207,7 +210,7 @@ int dhf_gn_nhwc_forward(const dhf_gn_shape *s, const void *x, const void *gamma,
                 float bt = s->bf16 ? bf16_to_f32(((const uint16_t *)beta)[c])
                                    : ((const float *)beta)[c];
                 scale[c] = rstd * gm;
-                shift[c] = bt - center[c] * scale[c];
+                shift[c] = bt;
             }
         }
 #pragma omp parallel num_threads(T)
@@ -216,7 +219,7 @@ int dhf_gn_nhwc_forward(const dhf_gn_shape *s, const void *x, const void *gamma,
             int64_t per = (P + T - 1) / T, r0 = t * per, r1 = r0 + per < P ? r0 + per : P;
             float *tmp = work + (size_t)t * 2 * (size_t)C;
             if (r0 < r1)
-                apply_rows(s, xn, yn, r0, r1, scale, shift, tmp);
+                apply_rows(s, xn, yn, r0, r1, center, scale, shift, tmp);
         }
     }
     free(dbuf);

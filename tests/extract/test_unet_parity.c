@@ -8,6 +8,7 @@
  * Usage: test_unet_parity [--device D] [--dtype T] [MODEL_DIR [REF_DIR [TOLERANCES_JSON]]]
  * dhf-test: label=parity */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,7 @@
 #define BF16_TOL_FACTOR 4000.0
 #define FP16_TOL_FACTOR 1000.0
 
-static void run_unet_single(dhf_dtype dtype, double tol_factor)
+static void run_unet_single(dhf_dtype dtype, double tol_factor, bool then_libtorch)
 {
     dhf_tolerances *tol = NULL;
     dhf_unet *u = NULL;
@@ -118,6 +119,32 @@ static void run_unet_single(dhf_dtype dtype, double tol_factor)
     assert_int_equal(r.n_checked, 1 + 24 + 3 + 12 + 1 + 4);
     assert_int_equal(r.n_fail, 0);
 
+    if (then_libtorch && ks.conv_onednn > 0) {
+        /* the same model again on the libtorch path in the same process: every layer
+         * whose OIHW weights the oneDNN path released gets them back (unpacked) */
+        dhf_tensor eps2 = NULL;
+        dhf_kernels_set(DHF_KERNELS_LIBTORCH);
+        dhf_kern_stats_reset();
+        assert_int_equal(dhf_inference_begin(), DHF_OK);
+        int frc = dhf_unet_forward(u, sample, tvals, ctx, &eps2, NULL, NULL);
+        assert_int_equal(dhf_inference_end(), DHF_OK);
+        dhf_kernels_set(DHF_KERNELS_ONEDNN);
+        if (frc != 0)
+            fail_msg("forward on libtorch after oneDNN: %s", dhf_err_msg());
+        dhf_kern_stats ks2;
+        dhf_kern_stats_get(&ks2);
+        dhf_parity_report r2;
+        dhf_parity_init(&r2, tol, "unet_single");
+        r2.tol_factor = tol_factor;
+        dhf_parity_check(&r2, eps2, ref, "out/eps", "out/eps");
+        printf("then libtorch in the same process (%ld convolutions restored to OIHW):\n",
+               ks2.conv_libtorch);
+        dhf_parity_print(&r2, stdout);
+        assert_int_equal(ks2.conv_libtorch, ks.conv_onednn);
+        assert_int_equal(r2.n_fail, 0);
+        dhf_free(eps2);
+    }
+
     for (int k = 0; k < nf; k++)
         dhf_free(feats[k]);
     dhf_unet_debug_free(&dbg);
@@ -134,7 +161,7 @@ static void run_unet_single(dhf_dtype dtype, double tol_factor)
 static void test_unet_single(void **state)
 {
     (void)state;
-    run_unet_single(DHF_F32, 1.0);
+    run_unet_single(DHF_F32, 1.0, true);
 }
 
 /* The reduced-precision mode: --dtype, else bfloat16 on the CPU (skipped without
@@ -151,7 +178,7 @@ static void test_unet_single_reduced(void **state)
     }
     double factor = pl.dtype == DHF_F16 ? FP16_TOL_FACTOR : BF16_TOL_FACTOR;
     printf("%s, tolerances x %.0f:\n", dt, factor);
-    run_unet_single(pl.dtype, factor);
+    run_unet_single(pl.dtype, factor, false);
 }
 
 int main(int argc, char **argv)
