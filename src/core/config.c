@@ -107,10 +107,11 @@ const dhf_cfg_key dhf_config_keys[] = {
            "AVX512-BF16 instructions and is refused without them). Measured deviation "
            "from float32: BENCHMARKS.md (Extraction)."),
     K_ENUM("extract_kernels", extract_kernels, "onednn", "onednn|libtorch", S_MODEL,
-           "CPU kernels of the extractor's matrix products (Linear layers, attention): "
-           "onednn (oneDNN matmul, AVX-512/AVX512-BF16) or libtorch (libtorch's ops, the "
-           "reference the parity tests hold both to). Results agree to float rounding; "
-           "CUDA always uses libtorch."),
+           "CPU kernels of the extractor (convolutions, Linear layers, GroupNorm, "
+           "attention): onednn (channels-last activations, oneDNN convolutions and "
+           "products on packed weights, fused GroupNorm+SiLU, AVX-512/AVX512-BF16) or "
+           "libtorch (libtorch's ops, the reference the parity tests hold both to). "
+           "Results agree to float rounding; CUDA always uses libtorch."),
     K_STR("cache_path", cache_path, "data/features.h5", S_MODEL,
           "HDF5 file that caches extracted features."),
     K_ENUM("cache_dtype", cache_dtype, "float16", "float16|float32", S_MODEL,
