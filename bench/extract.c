@@ -115,6 +115,15 @@ static double time_call(dhf_unet *u, dhf_tensor x, const float *t, dhf_tensor ct
     return e;
 }
 
+/* page faults and system seconds of this process so far (the churn a call causes) */
+static void usage_now(double *faults, double *sys)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    *faults = (double)ru.ru_minflt + (double)ru.ru_majflt;
+    *sys = (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
 /* Every (image, batch) row: the kernels alternate call by call, so drift in the
  * machine's speed hits both alike; one line per kernel, and their ratio. */
 static int bench_calls(const bench_opts *o, const char *dtype, dhf_unet *u, int *first)
@@ -130,32 +139,40 @@ static int bench_calls(const bench_opts *o, const char *dtype, dhf_unet *u, int 
             float t[16];
             for (int b = 0; b < 16; b++)
                 t[b] = 500.0f;
-            double times[2][64];
+            double times[2][64], flt[2] = {0, 0}, sys[2] = {0, 0};
             int n = o->reps < 64 ? o->reps : 64;
             for (int r = -1; r < n; r++)   /* r = -1: warm-up */
                 for (int k = 0; k < o->n_kern; k++) {
                     dhf_kernels_set(o->kern[k]);
+                    double f0, s0, f1, s1;
+                    usage_now(&f0, &s0);
                     double e = time_call(u, x, t, ctx, o->cuda);
                     if (e < 0)
                         return -1;
-                    if (r >= 0)
+                    usage_now(&f1, &s1);
+                    if (r >= 0) {
                         times[k][r] = e;
+                        flt[k] += (f1 - f0) / n;
+                        sys[k] += (s1 - s0) / n;
+                    }
                 }
             double gf = dhf_unet_flops(c, B, lat, lat, 77) / 1e9, med[2];
             for (int k = 0; k < o->n_kern; k++) {
                 med[k] = bench_median(times[k], n);     /* sorts: times[k][0] is the min */
-                printf("%-9s %-9s %-6d %-5lld %-9.3f %-9.3f %-8.1f %-8.1f %-6.1f %-8.2f\n", dtype,
+                printf("%-9s %-9s %-6d %-5lld %-9.3f %-9.3f %-8.1f %-8.1f %-6.1f %-8.2f %-8.0f "
+                       "%-6.2f\n", dtype,
                        dhf_kernels_name(o->kern[k]), o->res[ri], (long long)B, med[k],
                        times[k][0], gf, gf / med[k], o->peak > 0 ? 100 * gf / med[k] / o->peak : 0,
-                       peak_rss_gb());
+                       peak_rss_gb(), flt[k], sys[k]);
                 if (o->jf)
                     fprintf(o->jf, "%s{\"dtype\": \"%s\", \"kernels\": \"%s\", \"image\": %d, "
                                    "\"batch\": %lld, \"median_s\": %.4f, \"min_s\": %.4f, "
                                    "\"gflop\": %.2f, \"gflops\": %.2f, \"peak_fraction\": %.4f, "
-                                   "\"peak_rss_gb\": %.3f}", *first ? "" : ", ", dtype,
+                                   "\"peak_rss_gb\": %.3f, \"page_faults_per_call\": %.0f, "
+                                   "\"sys_s_per_call\": %.3f}", *first ? "" : ", ", dtype,
                             dhf_kernels_name(o->kern[k]), o->res[ri], (long long)B, med[k],
                             times[k][0], gf, gf / med[k], o->peak > 0 ? gf / med[k] / o->peak : 0,
-                            peak_rss_gb());
+                            peak_rss_gb(), flt[k], sys[k]);
                 *first = 0;
             }
             if (o->n_kern == 2)
@@ -237,25 +254,32 @@ static int bench_vae(const bench_opts *o, const char *dtype, const dhf_model_pla
     int64_t xs[4] = {1, 3, o->vae_res, o->vae_res};
     dhf_tensor x = NULL;
     dhf_rand(5, DHF_F32, xs, 4, &x);
-    double times[2][64];
+    double times[2][64], flt[2] = {0, 0}, sys[2] = {0, 0};
     int n = o->reps < 64 ? o->reps : 64;
     for (int r = -1; r < n && rc == 0; r++)
         for (int k = 0; k < o->n_kern && rc == 0; k++) {
             dhf_kernels_set(o->kern[k]);
             dhf_vae_posterior post = {0};
+            double f0, s0, f1, s1;
+            usage_now(&f0, &s0);
             double s = dhf_now();
             rc = dhf_vae_encode(v, x, &post);
             if (rc == 0 && o->cuda && dhf_cuda_synchronize() != DHF_OK)
                 rc = dhf_err_set("cuda synchronize: %s", dhf_last_error());
-            if (r >= 0)
+            if (r >= 0) {
                 times[k][r] = dhf_now() - s;
+                usage_now(&f1, &s1);
+                flt[k] += (f1 - f0) / n;
+                sys[k] += (s1 - s0) / n;
+            }
             dhf_vae_posterior_free(&post);
         }
     double med[2] = {0, 0};
     for (int k = 0; rc == 0 && k < o->n_kern; k++) {
         med[k] = bench_median(times[k], n);
-        printf("%-9s %-9s vae-enc %-6d median %.3f s, min %.3f s, peak RSS %.2f GB\n", dtype,
-               dhf_kernels_name(o->kern[k]), o->vae_res, med[k], times[k][0], peak_rss_gb());
+        printf("%-9s %-9s vae-enc %-6d median %.3f s, min %.3f s, peak RSS %.2f GB, %.0f page "
+               "faults and %.2f s system time a call\n", dtype, dhf_kernels_name(o->kern[k]),
+               o->vae_res, med[k], times[k][0], peak_rss_gb(), flt[k], sys[k]);
         if (o->jf)
             fprintf(o->jf, "%s{\"dtype\": \"%s\", \"kernels\": \"%s\", \"vae_encoder_image\": "
                            "%d, \"median_s\": %.4f, \"min_s\": %.4f}", *first ? "" : ", ", dtype,
@@ -276,7 +300,7 @@ int main(int argc, char **argv)
     int res[8] = {256, 512}, n_res = 2, batch[8] = {1, 2}, n_batch = 2, reps = 3;
     int inv_res = 256, steps = 50, threads = 0, vae_res = 512;
     double chunk_mb = 8;
-    bool tune_malloc = true;
+    bool tune_malloc = true, cache_alloc = false;
     const char *dtypes = "float32", *kernels = "onednn,libtorch", *device = "cpu";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -296,10 +320,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--kernels") && v) kernels = argv[++i];
         else if (!strcmp(a, "--device") && v) device = argv[++i];
         else if (!strcmp(a, "--malloc-default")) tune_malloc = false;
+        else if (!strcmp(a, "--malloc-cache")) cache_alloc = true;
         else {
             fprintf(stderr, "usage: %s [--preset P | --model DIR] [--res 256,512] [--batch 1,2] "
                             "[--reps 3] [--inversion-res 256 (0: skip)] [--steps 50] [--vae-res 512 (0: skip)] "
-                            "[--chunk-mb 8] [--threads N] [--json FILE] [--malloc-default] "
+                            "[--chunk-mb 8] [--threads N] [--json FILE] [--malloc-default | --malloc-cache] "
                             "[--dtype float32,bfloat16] [--kernels onednn,libtorch] [--device cpu|cuda]\n",
                     argv[0]);
             return 2;
@@ -308,6 +333,13 @@ int main(int argc, char **argv)
     if (reps < 1)
         reps = 1;
     /* keep freed tensor buffers in the heap: no mmap/munmap + page faults per call */
+    if (cache_alloc) {
+        /* what `dhf extract` runs on: the shim's caching allocator (freed blocks kept
+         * in exact-size lists) */
+        tune_malloc = false;
+        if (dhf_cpu_caching_allocator(true) != DHF_OK)
+            fprintf(stderr, "bench_extract: caching allocator: %s\n", dhf_last_error());
+    }
     if (tune_malloc && dhf_memtune_keep_freed_memory() != 0)
         fprintf(stderr, "bench_extract: %s\n", dhf_err_msg());
     dhf_set_num_threads(threads);
@@ -338,9 +370,10 @@ int main(int argc, char **argv)
     printf("# bench_extract: %s, torch %s, %d threads, BLAS threads %d, attention chunk "
            "%.1f MiB, malloc %s; measured peak: float32 FMA %.0f GFLOP/s, bf16 dot %.0f "
            "GFLOP/s\n", model ? model : preset, dhf_torch_version(), dhf_get_num_threads(),
-           blas_threads, chunk_mb, tune_malloc ? "tuned" : "default", peak32, peak16);
-    printf("%-9s %-9s %-6s %-5s %-9s %-9s %-8s %-8s %-6s %-8s\n", "dtype", "kernels", "image",
-           "batch", "median_s", "min_s", "GFLOP", "GFLOP/s", "%peak", "peakRSS");
+           blas_threads, chunk_mb, cache_alloc ? "caching allocator" : tune_malloc ? "tuned" : "default",
+           peak32, peak16);
+    printf("%-9s %-9s %-6s %-5s %-9s %-9s %-8s %-8s %-6s %-8s %-8s %-6s\n", "dtype", "kernels", "image",
+           "batch", "median_s", "min_s", "GFLOP", "GFLOP/s", "%peak", "peakRSS", "faults", "sys_s");
     FILE *jf = json_path ? fopen(json_path, "w") : NULL;
     bo.jf = jf;
     if (jf)

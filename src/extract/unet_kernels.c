@@ -273,6 +273,10 @@ static int pack_weights(const dhf_iconv_shape *s, dhf_tensor w, dhf_tensor w_pac
         if (st == DHF_OK)
             st = dhf_set_(w, e);
         dhf_free(e);
+        /* the OIHW block is free now: give it back to the system rather than keep it
+         * cached (the model is then held once, packed) */
+        if (st == DHF_OK && bytes >= ((size_t)1 << 20))
+            st = dhf_cpu_allocator_trim();
     }
     return st == DHF_OK ? 0 : shim_fail("set_");
 }

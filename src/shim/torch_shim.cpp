@@ -19,6 +19,9 @@
 #include <cstdlib>
 #include <dlfcn.h>
 #include <mutex>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unordered_map>
 #include <cmath>
 #include <limits>
@@ -394,6 +397,17 @@ dhf_status dhf_cpu_caching_allocator(bool enable)
             g_caching->trim();
             c10::SetCPUAllocator(g_caching->previous, 1);
         }
+    });
+}
+
+dhf_status dhf_cpu_allocator_trim(void)
+{
+    return GUARD({
+        if (g_caching)
+            g_caching->trim();
+#if defined(__GLIBC__)
+        malloc_trim(0);
+#endif
     });
 }
 

@@ -74,6 +74,11 @@ dhf_status dhf_set_blas_threads(int n, int *applied);
  * page-faulting them in again. Disabling releases the cache and restores the
  * allocator that was active before. Affects tensors allocated afterwards. */
 dhf_status dhf_cpu_caching_allocator(bool enable);
+/* Gives every freed CPU block back to the system now: the caching allocator's kept
+ * blocks (when it is on) and glibc's free heap pages (malloc_trim). For a caller that
+ * has just released memory it will not need again (weights replaced by a packed copy),
+ * so the footprint drops instead of staying cached. */
+dhf_status dhf_cpu_allocator_trim(void);
 /* Bytes in live blocks, bytes cached (free, kept), peak of in_use + cached. */
 void dhf_cpu_allocator_stats(size_t *in_use, size_t *cached, size_t *peak);
 const char *dhf_torch_version(void);         /* e.g. "1.13.1" */
