@@ -9,50 +9,17 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "engine/scalar_math.h"
 #include "engine/simd16.h"
 
 /* ---- softmax ------------------------------------------------------------------ */
 
-static inline float bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline uint16_t f32_to_bf16(float f)   /* round to nearest even */
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-/* exp(x) for x <= 0 (a softmax's shifted scores), written so the loop vectorises:
- * Cody-Waite reduction by ln 2 and a degree-6 polynomial (within 2 ulp of expf);
- * below -87 the result is flushed to 0, as expf's own underflow. */
+/* exp(x) for x <= 0 (a softmax's shifted scores), flushed to 0 below -87 as expf's
+ * own underflow */
 static inline float exp_nonpos(float x)
 {
-    const float magic = 12582912.0f;   /* 1.5 * 2^23: adding it rounds to an integer */
-    float xc = x < -87.0f ? -87.0f : x;
-    float k = (xc * 1.44269504088896341f + magic) - magic;
-    float r = xc - k * 0.693359375f;
-    r = r + k * 2.12194440e-4f;
-    float z = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.0f ? 0.0f : p * scale;
+    float e = dhf_expf_clamped(x);
+    return x < -87.0f ? 0.0f : e;
 }
 
 /* exp(x - max) over one float row in place, returning the row's sum (the division
@@ -101,10 +68,10 @@ DHF_HOT static float exp_row_f32(float *x, int64_t M)
 DHF_HOT static float exp_row_bf16(uint16_t *h, int64_t M, float *tmp)
 {
     for (int64_t c = 0; c < M; c++)
-        tmp[c] = bf16_to_f32(h[c]);
+        tmp[c] = dhf_bf16_to_f32(h[c]);
     float s = exp_row_f32(tmp, M);
     for (int64_t c = 0; c < M; c++)
-        h[c] = f32_to_bf16(tmp[c]);
+        h[c] = dhf_f32_to_bf16(tmp[c]);
     return s;
 }
 
@@ -144,7 +111,7 @@ DHF_HOT static void divide_rows(void *o, int64_t rows, int64_t dv, dhf_dmm_dtype
         } else {
             uint16_t *orow = (uint16_t *)o + r * dv;
             for (int64_t c = 0; c < dv; c++)
-                orow[c] = f32_to_bf16(bf16_to_f32(orow[c]) * inv);
+                orow[c] = dhf_f32_to_bf16(dhf_bf16_to_f32(orow[c]) * inv);
         }
     }
 }
@@ -164,7 +131,7 @@ int dhf_softmax_rows(void *x, int64_t rows, int64_t M, dhf_dmm_dtype dtype)
         } else {
             uint16_t *row = (uint16_t *)x + r * M;
             for (int64_t c = 0; c < M; c++)
-                row[c] = f32_to_bf16(bf16_to_f32(row[c]) * inv);
+                row[c] = dhf_f32_to_bf16(dhf_bf16_to_f32(row[c]) * inv);
         }
     }
     free(sums);

@@ -13,54 +13,11 @@
 #endif
 
 #include "core/error.h"
+#include "engine/scalar_math.h"
 #include "engine/simd16.h"
 
 /* float sums run over this many rows before they are added into the double ones */
 #define ROWS_PER_PARTIAL 32
-
-static inline float bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* round to nearest even, as PyTorch's float -> bfloat16 (NaN stays NaN) */
-static inline uint16_t f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-/* exp(x) for the SiLU, written so the loop vectorises: Cody-Waite reduction by ln 2
- * and a degree-6 polynomial on [-ln2/2, ln2/2] (within 2 ulp of expf); x is clamped
- * to where 2^k stays a normal float, which leaves v / (1 + exp(-v)) exact to float
- * precision at both ends. */
-static inline float silu_expf(float x)
-{
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    const float magic = 12582912.0f;   /* 1.5 * 2^23: adding it rounds to an integer */
-    float k = (x * 1.44269504088896341f + magic) - magic;
-    float r = x - k * 0.693359375f;
-    r = r + k * 2.12194440e-4f;
-    float z = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
 
 /* Row r of x as floats: x itself (float32) or widened into tmp (bfloat16). */
 static inline const float *row_f32(const dhf_gn_shape *s, const void *x, int64_t r, float *tmp)
@@ -69,7 +26,7 @@ static inline const float *row_f32(const dhf_gn_shape *s, const void *x, int64_t
         return (const float *)x + r * s->C;
     const uint16_t *h = (const uint16_t *)x + r * s->C;
     for (int64_t c = 0; c < s->C; c++)
-        tmp[c] = bf16_to_f32(h[c]);
+        tmp[c] = dhf_bf16_to_f32(h[c]);
     return tmp;
 }
 
@@ -112,12 +69,12 @@ DHF_HOT static void apply_rows(const dhf_gn_shape *s, const void *x, void *y, in
         float *out = s->bf16 ? tmp : (float *)y + r * C;
         for (int64_t c = 0; c < C; c++) {
             float v = (xr[c] - center[c]) * scale[c] + shift[c];
-            out[c] = s->silu ? v / (1.0f + silu_expf(-v)) : v;
+            out[c] = s->silu ? v / (1.0f + dhf_expf_clamped(-v)) : v;
         }
         if (s->bf16) {
             uint16_t *yr = (uint16_t *)y + r * C;
             for (int64_t c = 0; c < C; c++)
-                yr[c] = f32_to_bf16(out[c]);
+                yr[c] = dhf_f32_to_bf16(out[c]);
         }
     }
 }
@@ -205,9 +162,9 @@ int dhf_gn_nhwc_forward(const dhf_gn_shape *s, const void *x, const void *gamma,
              * adds e^2, far below float precision of the variance */
             float rstd = (float)(1.0 / sqrt(v / count + s->eps));
             for (int64_t c = g * cpg; c < (g + 1) * cpg; c++) {
-                float gm = s->bf16 ? bf16_to_f32(((const uint16_t *)gamma)[c])
+                float gm = s->bf16 ? dhf_bf16_to_f32(((const uint16_t *)gamma)[c])
                                    : ((const float *)gamma)[c];
-                float bt = s->bf16 ? bf16_to_f32(((const uint16_t *)beta)[c])
+                float bt = s->bf16 ? dhf_bf16_to_f32(((const uint16_t *)beta)[c])
                                    : ((const float *)beta)[c];
                 scale[c] = rstd * gm;
                 shift[c] = bt;

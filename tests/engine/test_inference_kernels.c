@@ -23,6 +23,7 @@
 #include "engine/attention_rows.h"
 #include "engine/dnnl_iconv.h"
 #include "engine/groupnorm_nhwc.h"
+#include "engine/scalar_math.h"
 #include "shim/torch_shim.h"
 
 /* seeded N(0, 1) * scale + shift, n values, into a new malloc'd buffer */
@@ -38,22 +39,6 @@ static float *randn_buf(uint64_t seed, size_t n, float scale, float shift)
     for (size_t i = 0; i < n; i++)
         b[i] = b[i] * scale + shift;
     return b;
-}
-
-static uint16_t to_bf16(float f)   /* round to nearest even */
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static float from_bf16(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
 }
 
 /* worst |got - want| / (atol + rtol |want|); <= 1 passes */
@@ -99,10 +84,10 @@ static void run_conv(const conv_case *cc)
     float *b = randn_buf(3, (size_t)cc->O, 0.5f, 0.0f);
     float *acc = randn_buf(4, ny, 1.0f, 0.0f); /* NCHW */
     if (cc->bf16) {   /* the reference sees the same bf16-rounded inputs */
-        for (size_t i = 0; i < nx; i++) x[i] = from_bf16(to_bf16(x[i]));
-        for (size_t i = 0; i < nw; i++) w[i] = from_bf16(to_bf16(w[i]));
-        for (int64_t i = 0; i < cc->O; i++) b[i] = from_bf16(to_bf16(b[i]));
-        for (size_t i = 0; i < ny; i++) acc[i] = from_bf16(to_bf16(acc[i]));
+        for (size_t i = 0; i < nx; i++) x[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(x[i]));
+        for (size_t i = 0; i < nw; i++) w[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(w[i]));
+        for (int64_t i = 0; i < cc->O; i++) b[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(b[i]));
+        for (size_t i = 0; i < ny; i++) acc[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(acc[i]));
     }
 
     /* reference: F.pad then conv2d, in libtorch (float32) */
@@ -132,9 +117,9 @@ static void run_conv(const conv_case *cc)
     char *xh = malloc(nx * el), *wh = malloc(nw * el), *bh = malloc((size_t)cc->O * el);
     char *yh = malloc(ny * el), *w_back = malloc(nw * el);
     assert_true(xh && wh && bh && yh && w_back);
-#define PUT(buf, i, v) (cc->bf16 ? (void)(((uint16_t *)(buf))[i] = to_bf16(v)) \
+#define PUT(buf, i, v) (cc->bf16 ? (void)(((uint16_t *)(buf))[i] = dhf_f32_to_bf16(v)) \
                                  : (void)(((float *)(buf))[i] = (v)))
-#define GET(buf, i) (cc->bf16 ? from_bf16(((uint16_t *)(buf))[i]) : ((float *)(buf))[i])
+#define GET(buf, i) (cc->bf16 ? dhf_bf16_to_f32(((uint16_t *)(buf))[i]) : ((float *)(buf))[i])
     for (int64_t n = 0; n < cc->N; n++)
         for (int64_t c = 0; c < cc->C; c++)
             for (int64_t p = 0; p < cc->H * cc->W; p++)
@@ -218,9 +203,9 @@ static void run_gn(int64_t N, int64_t P, int64_t C, int G, bool silu, bool bf16,
     float *x = randn_buf(5, n, spread, mean);   /* [N, P, C] */
     float *gm = randn_buf(6, (size_t)C, 0.2f, 1.0f), *bt = randn_buf(7, (size_t)C, 0.2f, 0.0f);
     if (bf16) {
-        for (size_t i = 0; i < n; i++) x[i] = from_bf16(to_bf16(x[i]));
-        for (int64_t i = 0; i < C; i++) gm[i] = from_bf16(to_bf16(gm[i]));
-        for (int64_t i = 0; i < C; i++) bt[i] = from_bf16(to_bf16(bt[i]));
+        for (size_t i = 0; i < n; i++) x[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(x[i]));
+        for (int64_t i = 0; i < C; i++) gm[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(gm[i]));
+        for (int64_t i = 0; i < C; i++) bt[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(bt[i]));
     }
     double *want = malloc(n * sizeof *want);
     assert_non_null(want);
@@ -252,10 +237,10 @@ static void run_gn(int64_t N, int64_t P, int64_t C, int G, bool silu, bool bf16,
         uint16_t *xh = malloc(n * 2), *yh = malloc(n * 2), *gh = malloc((size_t)C * 2),
                  *bh = malloc((size_t)C * 2);
         assert_true(xh && yh && gh && bh);
-        for (size_t i = 0; i < n; i++) xh[i] = to_bf16(x[i]);
-        for (int64_t i = 0; i < C; i++) gh[i] = to_bf16(gm[i]), bh[i] = to_bf16(bt[i]);
+        for (size_t i = 0; i < n; i++) xh[i] = dhf_f32_to_bf16(x[i]);
+        for (int64_t i = 0; i < C; i++) gh[i] = dhf_f32_to_bf16(gm[i]), bh[i] = dhf_f32_to_bf16(bt[i]);
         assert_int_equal(dhf_gn_nhwc_forward(&s, xh, gh, bh, yh), 0);
-        for (size_t i = 0; i < n; i++) got[i] = from_bf16(yh[i]);
+        for (size_t i = 0; i < n; i++) got[i] = dhf_bf16_to_f32(yh[i]);
         free(xh), free(yh), free(gh), free(bh);
     } else {
         assert_int_equal(dhf_gn_nhwc_forward(&s, x, gm, bt, got), 0);
@@ -292,9 +277,9 @@ static void run_attn(int64_t H, int64_t N, int64_t M, int64_t d, int64_t dv, siz
     float *q = randn_buf(8, nq, 1.0f, 0.0f), *kt = randn_buf(9, nk, 1.0f, 0.0f);
     float *v = randn_buf(10, nv, 1.0f, 0.0f);
     if (bf16) {
-        for (size_t i = 0; i < nq; i++) q[i] = from_bf16(to_bf16(q[i]));
-        for (size_t i = 0; i < nk; i++) kt[i] = from_bf16(to_bf16(kt[i]));
-        for (size_t i = 0; i < nv; i++) v[i] = from_bf16(to_bf16(v[i]));
+        for (size_t i = 0; i < nq; i++) q[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(q[i]));
+        for (size_t i = 0; i < nk; i++) kt[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(kt[i]));
+        for (size_t i = 0; i < nv; i++) v[i] = dhf_bf16_to_f32(dhf_f32_to_bf16(v[i]));
     }
     double *want = malloc(no * sizeof *want), *sc = malloc((size_t)M * sizeof *sc);
     assert_true(want && sc);
@@ -326,11 +311,11 @@ static void run_attn(int64_t H, int64_t N, int64_t M, int64_t d, int64_t dv, siz
         uint16_t *qh = malloc(nq * 2), *kh = malloc(nk * 2), *vh = malloc(nv * 2),
                  *oh = malloc(no * 2);
         assert_true(qh && kh && vh && oh);
-        for (size_t i = 0; i < nq; i++) qh[i] = to_bf16(q[i]);
-        for (size_t i = 0; i < nk; i++) kh[i] = to_bf16(kt[i]);
-        for (size_t i = 0; i < nv; i++) vh[i] = to_bf16(v[i]);
+        for (size_t i = 0; i < nq; i++) qh[i] = dhf_f32_to_bf16(q[i]);
+        for (size_t i = 0; i < nk; i++) kh[i] = dhf_f32_to_bf16(kt[i]);
+        for (size_t i = 0; i < nv; i++) vh[i] = dhf_f32_to_bf16(v[i]);
         rc = dhf_attn_rows_forward(&s, qh, kh, vh, oh);
-        for (size_t i = 0; rc == 0 && i < no; i++) got[i] = from_bf16(oh[i]);
+        for (size_t i = 0; rc == 0 && i < no; i++) got[i] = dhf_bf16_to_f32(oh[i]);
         free(qh), free(kh), free(vh), free(oh);
     } else {
         rc = dhf_attn_rows_forward(&s, q, kt, v, got);
