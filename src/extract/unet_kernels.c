@@ -1,6 +1,7 @@
-/* unet_kernels.c — the extractor's matrix products on oneDNN or libtorch
- * (unet_kernels.h): which tensors qualify for oneDNN, their shapes and strides as a
- * dhf_dmm_shape, and the libtorch op for everything else. */
+/* unet_kernels.c — the extractor's kernels on oneDNN or libtorch (unet_kernels.h):
+ * which tensors qualify for the engine's kernels, their shapes and strides as the
+ * engine's shape structs, the channels-last tensors, the packing of weights (and their
+ * restore for the libtorch path), and the libtorch op for everything else. */
 #include "extract/unet_kernels.h"
 
 #include <stdlib.h>

@@ -1,11 +1,13 @@
-/* unet_kernels.h — the one switch between the extractor's two CPU paths for its
- * matrix products: `extract_kernels: onednn` (the default) runs every Linear layer and
- * attention's two batched products through oneDNN's matmul (engine/dnnl_matmul.h:
- * AVX-512 / AVX512-BF16 kernels, no copies of transposed or narrowed views);
- * `libtorch` keeps libtorch's ops (its BLAS), the reference every parity test also
- * holds the oneDNN path to. CUDA tensors, other dtypes, and shapes oneDNN has no
- * real kernel for always take the libtorch op. Process-wide setting; before any
- * dhf_kernels_set, DHF_EXTRACT_KERNELS in the environment chooses (tests use it). */
+/* unet_kernels.h — the one switch between the extractor's two CPU paths:
+ * `extract_kernels: onednn` (the default) runs the UNet's and VAE's convolutions and
+ * Linear layers on oneDNN with weights packed once (engine/dnnl_iconv.h), GroupNorm+SiLU
+ * as one pass (engine/groupnorm_nhwc.h), the attention core by blocks of query rows
+ * (engine/attention_rows.h) and the remaining batched products on oneDNN's matmul
+ * (engine/dnnl_matmul.h), all over channels-last activations (AVX-512 / AVX512-BF16);
+ * `libtorch` keeps libtorch's ops, the reference every parity test also holds the
+ * oneDNN path to. CUDA tensors, other dtypes, and shapes oneDNN has no real kernel for
+ * always take the libtorch op. Process-wide setting; before any dhf_kernels_set,
+ * DHF_EXTRACT_KERNELS in the environment chooses (tests use it). */
 #ifndef DHF_EXTRACT_UNET_KERNELS_H
 #define DHF_EXTRACT_UNET_KERNELS_H
 
