@@ -122,18 +122,8 @@ int dhf_softmax_rows(void *x, int64_t rows, int64_t M, dhf_dmm_dtype dtype)
     if (!sums)
         return dhf_err_set("softmax_rows: out of memory");
     int rc = exp_rows(x, rows, M, dtype, sums);
-    for (int64_t r = 0; rc == 0 && r < rows; r++) {
-        float inv = 1.0f / sums[r];
-        if (dtype == DHF_DMM_F32) {
-            float *row = (float *)x + r * M;
-            for (int64_t c = 0; c < M; c++)
-                row[c] *= inv;
-        } else {
-            uint16_t *row = (uint16_t *)x + r * M;
-            for (int64_t c = 0; c < M; c++)
-                row[c] = dhf_f32_to_bf16(dhf_bf16_to_f32(row[c]) * inv);
-        }
-    }
+    if (rc == 0)
+        divide_rows(x, rows, M, dtype, sums);
     free(sums);
     return rc;
 }

@@ -10,15 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "engine/blk_ops.h"
 #include "engine/blocked.h"
 #include "engine/conv1x1.h"
+#include "engine/omp_threads.h"
 #include "engine/simd16.h"
 
 #define BLK DHF_BLK
@@ -146,24 +144,6 @@ static int own_bwd_data(dhf_fastnet *f, dhf_c1x1 *c, const float *ddst, const fl
     return rc;
 }
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* 64-byte aligned; large buffers 2 MiB aligned and advised to transparent huge pages
  * (the row passes and the convolutions stream through hundreds of MB: with 4 KiB
  * pages a TLB miss every 4 KiB) */
@@ -186,7 +166,7 @@ static float *pdata(dhf_tensor t) { return (float *)dhf_data_ptr(t); }
 
 static int ensure_scratch(dhf_fastnet *f)
 {
-    int t = max_threads();
+    int t = dhf_omp_max_threads();
     if (t <= f->scratch_threads)
         return 0;
     free(f->scratch);
@@ -201,7 +181,7 @@ static int ensure_scratch(dhf_fastnet *f)
 
 static float *my_scratch(const dhf_fastnet *f)
 {
-    return f->scratch + f->scratch_per_thread * (size_t)thread_id();
+    return f->scratch + f->scratch_per_thread * (size_t)dhf_omp_thread_id();
 }
 
 bool dhf_fastnet_fits(const dhf_fastnet *f, const dhf_engine_net *net, const dhf_tensor *feats)

@@ -8,12 +8,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/error.h"
 #include "engine/scalar_math.h"
+#include "engine/omp_threads.h"
 #include "engine/simd16.h"
 
 /* float sums run over this many rows before they are added into the double ones */
@@ -79,24 +77,6 @@ DHF_HOT static void apply_rows(const dhf_gn_shape *s, const void *x, void *y, in
     }
 }
 
-static int n_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* Per-channel sums over all rows of image n (center: see sum_rows) into sum[C]. */
 static void channel_sums(const dhf_gn_shape *s, const void *xn, const float *center,
                          float *work, double *thr_acc, double *sum, int T)
@@ -105,7 +85,7 @@ static void channel_sums(const dhf_gn_shape *s, const void *xn, const float *cen
     memset(thr_acc, 0, (size_t)T * (size_t)C * sizeof *thr_acc);
 #pragma omp parallel num_threads(T)
     {
-        int t = thread_id();
+        int t = dhf_omp_thread_id();
         int64_t per = (P + T - 1) / T, r0 = t * per, r1 = r0 + per < P ? r0 + per : P;
         float *part = work + (size_t)t * 2 * (size_t)C, *tmp = part + C;
         if (r0 < r1)
@@ -126,7 +106,7 @@ int dhf_gn_nhwc_forward(const dhf_gn_shape *s, const void *x, const void *gamma,
         return dhf_err_set("groupnorm_nhwc: %lld channels in %d groups", (long long)s->C,
                            s->G);
     const int64_t C = s->C, P = s->P, cpg = C / s->G;
-    const int T = n_threads();
+    const int T = dhf_omp_max_threads();
     size_t elem = s->bf16 ? 2 : 4;
     /* one allocation: per-thread float work rows, per-thread double sums, per-channel
      * sums, centers, scales, shifts */
@@ -172,7 +152,7 @@ int dhf_gn_nhwc_forward(const dhf_gn_shape *s, const void *x, const void *gamma,
         }
 #pragma omp parallel num_threads(T)
         {
-            int t = thread_id();
+            int t = dhf_omp_thread_id();
             int64_t per = (P + T - 1) / T, r0 = t * per, r1 = r0 + per < P ? r0 + per : P;
             float *tmp = work + (size_t)t * 2 * (size_t)C;
             if (r0 < r1)
