@@ -9,6 +9,10 @@
  *        [--res 256,512] [--batch 1,2] [--reps 3] [--inversion-res 256]
  *        [--steps 50] [--vae-res 512] [--chunk-mb 8] [--threads N] [--json FILE]
  *        [--dtype float32,bfloat16] [--kernels onednn,libtorch] [--device cpu|cuda]
+ *        [--malloc-default | --malloc-cache]
+ * Every row also gives the page faults and system seconds per call (the churn a
+ * call causes); --malloc-cache runs on the shim's caching allocator as `dhf extract`
+ * does (the default keeps glibc's freed memory in its heap instead).
  * Each dtype in --dtype builds its own UNet and runs every row (bfloat16 needs
  * AVX512-BF16 on the CPU; skipped with a message otherwise); within a row the two
  * --kernels alternate call by call (extract/unet_kernels.h), so their ratio is
