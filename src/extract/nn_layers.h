@@ -62,9 +62,12 @@ int dhf_conv2d_load(dhf_conv2d_layer *c, dhf_params *p, const char *name, int in
                     int kernel, int stride, int pad, bool bias);
 int dhf_conv2d_forward(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor *out);
 /* NEW out = conv(x) + acc (acc shaped like the output; a residual added in the same
- * pass on the oneDNN path). */
+ * pass on the oneDNN path). bias, when not NULL, replaces the layer's own (a per-call
+ * bias: the layer's plus a time embedding). */
 int dhf_conv2d_forward_acc(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor acc,
                            dhf_tensor *out);
+int dhf_conv2d_forward_bias(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor bias,
+                            dhf_tensor *out);
 
 /* ---- Linear: w [O, I], b [O] (optional); y = x w^T + b on the last dim ----
  * w_packed: as for Conv2d (NULL for a layer made by hand: then never packed). */

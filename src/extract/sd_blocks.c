@@ -56,18 +56,28 @@ int dhf_resnet_forward(const dhf_resnet *r, dhf_tensor x, dhf_tensor temb_act,
     dhf_tensor sc = NULL, res = NULL;
     dhf_scope_begin();
     DHF_CHECK(dhf_groupnorm_silu_forward(&r->norm1, x, &h));
-    DHF_CHECK(dhf_conv2d_forward(&r->conv1, h, &h1));
-    dhf_free(h);
-    if (r->has_temb) {
-        if (!temb_act) {
-            rc = dhf_err_set("resnet: time embedding missing");
-            goto done;
-        }
-        int64_t s4[4] = {dhf_size(temb_act, 0), r->out_ch, 1, 1};
-        DHF_CHECK(dhf_linear_forward(&r->time_emb_proj, temb_act, &tp));
-        DHF_SHIM(dhf_view(tp, s4, 4, &tp4));
-        DHF_SHIM(dhf_add_(h1, tp4));
+    if (r->has_temb && !temb_act) {
+        rc = dhf_err_set("resnet: time embedding missing");
+        goto done;
     }
+    if (r->has_temb && r->conv1.b && dhf_size(temb_act, 0) == 1 && dhf_kern_fast_layout(h)) {
+        /* one image: the time embedding joins conv1's bias, added in the same pass */
+        dhf_tensor tb = NULL, tb1 = NULL;
+        int64_t s1[1] = {r->out_ch};
+        DHF_CHECK(dhf_linear_forward(&r->time_emb_proj, temb_act, &tp));
+        DHF_SHIM(dhf_reshape(tp, s1, 1, &tb1));
+        DHF_SHIM(dhf_add(r->conv1.b, tb1, &tb));
+        DHF_CHECK(dhf_conv2d_forward_bias(&r->conv1, h, tb, &h1));
+    } else {
+        DHF_CHECK(dhf_conv2d_forward(&r->conv1, h, &h1));
+        if (r->has_temb) {
+            int64_t s4[4] = {dhf_size(temb_act, 0), r->out_ch, 1, 1};
+            DHF_CHECK(dhf_linear_forward(&r->time_emb_proj, temb_act, &tp));
+            DHF_SHIM(dhf_view(tp, s4, 4, &tp4));
+            DHF_SHIM(dhf_add_(h1, tp4));
+        }
+    }
+    dhf_free(h);
     DHF_CHECK(dhf_groupnorm_silu_forward(&r->norm2, h1, &h2));
     dhf_free(h1);
     if (r->has_shortcut)
