@@ -5,20 +5,8 @@
 #ifndef DHF_BENCH_FMA_PEAK_H
 #define DHF_BENCH_FMA_PEAK_H
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "core/clock.h"
-
-static inline int bench_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+#include "engine/omp_threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -32,7 +20,7 @@ static inline double peak_best_of_3(float (*chains)(long iters), double flop_per
     for (int rep = 0; rep < 3; rep++) {
         double t0 = dhf_now();
         float sink = chains(iters);
-        double g = (double)iters * flop_per_iter * bench_threads() / (dhf_now() - t0) / 1e9;
+        double g = (double)iters * flop_per_iter * dhf_omp_max_threads() / (dhf_now() - t0) / 1e9;
         if (g > best && sink == sink)
             best = g;
     }

@@ -219,23 +219,15 @@ static int empty_channels_last(dhf_dtype dt, int64_t N, int64_t C, int64_t H, in
 
 int dhf_kern_channels_last(dhf_tensor x, dhf_tensor *out)
 {
-    const int64_t to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+    const int64_t same[4] = {0, 1, 2, 3}, to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+    if (dhf_kern_is_channels_last(x))   /* another handle on the same view */
+        return dhf_permute(x, same, 4, out) == DHF_OK ? 0 : shim_fail("channels_last");
     dhf_tensor p = NULL, c = NULL;
-    dhf_status st = dhf_permute(x, dhf_kern_is_channels_last(x) ? to_nchw : to_nhwc, 4, &p);
-    if (dhf_kern_is_channels_last(x)) {   /* a second handle: permute there and back */
-        if (st == DHF_OK) {
-            st = dhf_permute(p, to_nhwc, 4, &c);
-            dhf_free(p);
-            p = c;
-            c = NULL;
-            st = st == DHF_OK ? dhf_permute(p, to_nchw, 4, out) : st;
-        }
-    } else {
-        if (st == DHF_OK)
-            st = dhf_contiguous(p, &c);
-        if (st == DHF_OK)
-            st = dhf_permute(c, to_nchw, 4, out);
-    }
+    dhf_status st = dhf_permute(x, to_nhwc, 4, &p);
+    if (st == DHF_OK)
+        st = dhf_contiguous(p, &c);
+    if (st == DHF_OK)
+        st = dhf_permute(c, to_nchw, 4, out);
     dhf_free(p);
     dhf_free(c);
     return st == DHF_OK ? 0 : shim_fail("channels_last");
