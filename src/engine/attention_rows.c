@@ -1,6 +1,7 @@
 /* attention_rows.c — block-of-rows attention on oneDNN products and a vectorised
  * softmax (attention_rows.h). The scores block lives in one buffer kept between calls
- * (grown when a larger block is asked for), so a UNet call allocates none. */
+ * (grown when a larger block is asked for), as do the row sums and the bfloat16 rows'
+ * float copies, so a UNet call allocates none. */
 #include "engine/attention_rows.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "engine/omp_threads.h"
 #include "engine/scalar_math.h"
 #include "engine/simd16.h"
 
@@ -75,27 +77,24 @@ DHF_HOT static float exp_row_bf16(uint16_t *h, int64_t M, float *tmp)
     return s;
 }
 
-/* rows of x [rows, M] = exp(x - row max); sums[r] = the row's sum */
-static int exp_rows(void *x, int64_t rows, int64_t M, dhf_dmm_dtype dtype, float *sums)
+/* rows of x [rows, M] = exp(x - row max); sums[r] = the row's sum. tmp: a float row of
+ * M per OpenMP thread (bfloat16 rows are widened there; unused for float32). */
+static void exp_rows(void *x, int64_t rows, int64_t M, dhf_dmm_dtype dtype, float *sums,
+                     float *tmp)
 {
     if (dtype == DHF_DMM_F32) {
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < rows; r++)
             sums[r] = exp_row_f32((float *)x + r * M, M);
-        return 0;
+        return;
     }
-    int bad = 0;
-#pragma omp parallel reduction(| : bad)
+#pragma omp parallel num_threads(dhf_omp_max_threads())
     {
-        float *tmp = malloc((size_t)M * sizeof *tmp);
-        bad |= tmp == NULL;
+        float *mine = tmp + (size_t)dhf_omp_thread_id() * (size_t)M;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++)
-            if (tmp)
-                sums[r] = exp_row_bf16((uint16_t *)x + r * M, M, tmp);
-        free(tmp);
+            sums[r] = exp_row_bf16((uint16_t *)x + r * M, M, mine);
     }
-    return bad ? dhf_err_set("attention_rows: out of memory") : 0;
 }
 
 /* rows of o [rows, dv] /= sums[r] */
@@ -121,9 +120,13 @@ int dhf_softmax_rows(void *x, int64_t rows, int64_t M, dhf_dmm_dtype dtype)
     float *sums = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *sums);
     if (!sums)
         return dhf_err_set("softmax_rows: out of memory");
-    int rc = exp_rows(x, rows, M, dtype, sums);
-    if (rc == 0)
+    float *tmp = malloc((size_t)dhf_omp_max_threads() * (size_t)M * sizeof *tmp);
+    int rc = tmp ? 0 : dhf_err_set("softmax_rows: out of memory");
+    if (rc == 0) {
+        exp_rows(x, rows, M, dtype, sums, tmp);
         divide_rows(x, rows, M, dtype, sums);
+    }
+    free(tmp);
     free(sums);
     return rc;
 }
@@ -135,6 +138,8 @@ static void *g_scores;
 static size_t g_scores_bytes;
 static float *g_sums;
 static int64_t g_sums_rows;
+static float *g_tmp;          /* a float row of M per thread (bfloat16 scores) */
+static size_t g_tmp_floats;
 
 int dhf_attn_rows_forward(const dhf_attn_shape *s, const void *q, const void *kt,
                           const void *v, void *o)
@@ -162,6 +167,18 @@ int dhf_attn_rows_forward(const dhf_attn_shape *s, const void *q, const void *kt
             return dhf_err_set("attention_rows: out of memory for %zu bytes of scores", need);
         }
     }
+    size_t tmp_floats = s->dtype == DHF_DMM_BF16
+                            ? (size_t)dhf_omp_max_threads() * (size_t)s->M : 0;
+    if (tmp_floats > g_tmp_floats) {
+        free(g_tmp);
+        g_tmp = malloc(tmp_floats * sizeof *g_tmp);
+        g_tmp_floats = g_tmp ? tmp_floats : 0;
+        if (!g_tmp) {
+            pthread_mutex_unlock(&g_mu);
+            return dhf_err_set("attention_rows: out of memory for %zu floats of rows",
+                               tmp_floats);
+        }
+    }
     const char *qb = q, *kb = kt, *vb = v;
     char *ob = o;
     for (int64_t h = 0; h < s->heads && rc == 0; h++) {
@@ -176,9 +193,7 @@ int dhf_attn_rows_forward(const dhf_attn_shape *s, const void *q, const void *kt
                              kb + (size_t)(h * s->d * s->M) * elem, NULL, g_scores);
             if (rc != 0)
                 break;
-            rc = exp_rows(g_scores, len, s->M, s->dtype, g_sums);
-            if (rc != 0)
-                break;
+            exp_rows(g_scores, len, s->M, s->dtype, g_sums, g_tmp);
             /* o[h][r0 : r0+len] = exp(scores - max) . v[h] / sum: the softmax's
              * division applied to the dv-wide output rows, not the M-wide scores */
             dhf_dmm_shape pv = {.batch = 1, .M = len, .K = s->M, .N = s->dv,
