@@ -84,14 +84,26 @@ int dhf_conv2d_load(dhf_conv2d_layer *c, dhf_params *p, const char *name, int in
     return packed_home(p, c->w, &c->w_packed);
 }
 
-static int conv_forward(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor bias,
-                        dhf_tensor acc, dhf_tensor *out)
+static dhf_kern_conv_geom conv_geom(const dhf_conv2d_layer *c)
 {
     int extra = c->pad_right_bottom ? 1 : 0;
     dhf_kern_conv_geom g = {.in_ch = c->in_ch, .out_ch = c->out_ch, .k = c->kernel,
                             .stride = c->stride, .pad_t = c->pad, .pad_l = c->pad,
                             .pad_b = c->pad + extra, .pad_r = c->pad + extra};
+    return g;
+}
+
+static int conv_forward(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor bias,
+                        dhf_tensor acc, dhf_tensor *out)
+{
+    dhf_kern_conv_geom g = conv_geom(c);
     return dhf_kern_conv2d(x, c->w, c->w_packed, bias, &g, acc, out);
+}
+
+int dhf_conv2d_forward_acc_(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor acc)
+{
+    dhf_kern_conv_geom g = conv_geom(c);
+    return dhf_kern_conv2d_acc_(acc, x, c->w, c->w_packed, c->b, &g);
 }
 
 int dhf_conv2d_forward_acc(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor acc,

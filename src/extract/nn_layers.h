@@ -68,6 +68,8 @@ int dhf_conv2d_forward_acc(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor a
                            dhf_tensor *out);
 int dhf_conv2d_forward_bias(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor bias,
                             dhf_tensor *out);
+/* acc += conv(x) in place (acc shaped like the output, owned by the caller) */
+int dhf_conv2d_forward_acc_(const dhf_conv2d_layer *c, dhf_tensor x, dhf_tensor acc);
 
 /* ---- Linear: w [O, I], b [O] (optional); y = x w^T + b on the last dim ----
  * w_packed: as for Conv2d (NULL for a layer made by hand: then never packed). */

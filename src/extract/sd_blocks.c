@@ -86,9 +86,14 @@ int dhf_resnet_forward(const dhf_resnet *r, dhf_tensor x, dhf_tensor temb_act,
         /* the branch itself is a DHF feature: conv2's output, then the residual sum */
         DHF_CHECK(dhf_conv2d_forward(&r->conv2, h2, &hb));
         DHF_SHIM(dhf_add(r->has_shortcut ? sc : x, hb, &res));
+    } else if (r->has_shortcut) {
+        /* shortcut + conv2(h2): conv2 adds into the shortcut's own tensor (oneDNN's sum
+         * post-op on its path, no copy) */
+        DHF_CHECK(dhf_conv2d_forward_acc_(&r->conv2, h2, sc));
+        res = sc;
     } else {
-        /* shortcut + conv2(h2) in one pass (oneDNN's sum post-op on its path) */
-        DHF_CHECK(dhf_conv2d_forward_acc(&r->conv2, h2, r->has_shortcut ? sc : x, &res));
+        /* x + conv2(h2) in one pass (x is the caller's: into a copy of it) */
+        DHF_CHECK(dhf_conv2d_forward_acc(&r->conv2, h2, x, &res));
     }
     dhf_free(h2);
     if (r->output_scale_factor != 1.0) {

@@ -295,9 +295,11 @@ static int restore_weights(const dhf_kern_conv_geom *g, dhf_tensor w, dhf_tensor
     return st == DHF_OK ? 0 : shim_fail("set_");
 }
 
-/* 0 done on oneDNN, 1 not taken (the libtorch path runs), -1 error */
+/* 0 done on oneDNN, 1 not taken (the libtorch path runs), -1 error. in_place: acc is
+ * the destination itself (out untouched), else out = a new tensor (+ a copy of acc). */
 static int try_iconv(dhf_tensor x, dhf_tensor w, dhf_tensor w_packed, dhf_tensor b,
-                     const dhf_kern_conv_geom *g, dhf_tensor acc, dhf_tensor *out)
+                     const dhf_kern_conv_geom *g, dhf_tensor acc, bool in_place,
+                     dhf_tensor *out)
 {
     dhf_dmm_dtype dt, wt, bt;
     bool packed = w_packed && dhf_numel(w_packed) > 0;
@@ -319,6 +321,8 @@ static int try_iconv(dhf_tensor x, dhf_tensor w, dhf_tensor w_packed, dhf_tensor
     if (acc && (dhf_ndim(acc) != 4 || dhf_size(acc, 0) != s.N || dhf_size(acc, 1) != s.O ||
                 dhf_size(acc, 2) != OH || dhf_size(acc, 3) != OW))
         return dhf_err_set("conv2d: the tensor to accumulate into is not shaped like the output");
+    if (in_place && (!dhf_kern_is_channels_last(acc) || dhf_get_dtype(acc) != dhf_get_dtype(x)))
+        return 1;
     dhf_tensor xin = NULL, y = NULL;
     int rc = 0;
     if (dhf_kern_is_channels_last(x)) {
@@ -328,9 +332,13 @@ static int try_iconv(dhf_tensor x, dhf_tensor w, dhf_tensor w_packed, dhf_tensor
             return -1;
         g_stats.conv_relayout++;
     }
-    rc = empty_channels_last(dhf_get_dtype(x), s.N, s.O, OH, OW, &y);
-    if (rc == 0 && acc && dhf_copy_(y, acc) != DHF_OK)
-        rc = shim_fail("copy_");
+    if (in_place) {
+        y = acc;
+    } else {
+        rc = empty_channels_last(dhf_get_dtype(x), s.N, s.O, OH, OW, &y);
+        if (rc == 0 && acc && dhf_copy_(y, acc) != DHF_OK)
+            rc = shim_fail("copy_");
+    }
     if (rc == 0 && dhf_iconv_forward(&s, dhf_strided_data_ptr(xin), dhf_data_ptr(w_packed),
                                      b ? dhf_data_ptr(b) : NULL, dhf_strided_data_ptr(y)) != 0) {
         dhf_err_clear();   /* oneDNN refused this shape: libtorch's path */
@@ -339,18 +347,20 @@ static int try_iconv(dhf_tensor x, dhf_tensor w, dhf_tensor w_packed, dhf_tensor
     if (xin != x)
         dhf_free(xin);
     if (rc != 0) {
-        dhf_free(y);
+        if (!in_place)
+            dhf_free(y);
         return rc;
     }
     g_stats.conv_onednn++;
-    *out = y;
+    if (!in_place)
+        *out = y;
     return 0;
 }
 
 int dhf_kern_conv2d(dhf_tensor x, dhf_tensor w, dhf_tensor w_packed, dhf_tensor b,
                     const dhf_kern_conv_geom *g, dhf_tensor acc, dhf_tensor *out)
 {
-    int rc = try_iconv(x, w, w_packed, b, g, acc, out);
+    int rc = try_iconv(x, w, w_packed, b, g, acc, false, out);
     if (rc <= 0)
         return rc;
     if (dhf_numel(w) == 0 && w_packed && dhf_numel(w_packed) > 0 &&
@@ -384,6 +394,20 @@ int dhf_kern_conv2d(dhf_tensor x, dhf_tensor w, dhf_tensor w_packed, dhf_tensor 
     }
     *out = y;
     return 0;
+}
+
+int dhf_kern_conv2d_acc_(dhf_tensor acc, dhf_tensor x, dhf_tensor w, dhf_tensor w_packed,
+                         dhf_tensor b, const dhf_kern_conv_geom *g)
+{
+    int rc = try_iconv(x, w, w_packed, b, g, acc, true, NULL);
+    if (rc <= 0)
+        return rc;
+    dhf_tensor y = NULL;
+    if (dhf_kern_conv2d(x, w, w_packed, b, g, NULL, &y) != 0)
+        return -1;
+    dhf_status st = dhf_add_(acc, y);
+    dhf_free(y);
+    return st == DHF_OK ? 0 : shim_fail("add_");
 }
 
 int dhf_kern_groupnorm(dhf_tensor x, int groups, dhf_tensor w, dhf_tensor b, double eps,

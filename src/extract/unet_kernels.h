@@ -62,6 +62,10 @@ typedef struct {
  * sum is oneDNN's post-op into a copy of it). */
 int dhf_kern_conv2d(dhf_tensor x, dhf_tensor w, dhf_tensor w_packed, dhf_tensor b,
                     const dhf_kern_conv_geom *g, dhf_tensor accumulate, dhf_tensor *out);
+/* acc += conv2d(x, w) + b in place (acc shaped like the output, owned by the caller):
+ * on the oneDNN path a channels-last acc is the convolution's destination, no copy. */
+int dhf_kern_conv2d_acc_(dhf_tensor acc, dhf_tensor x, dhf_tensor w, dhf_tensor w_packed,
+                         dhf_tensor b, const dhf_kern_conv_geom *g);
 /* NEW out = GroupNorm(x; groups, w, b, eps), then SiLU when silu: one fused pass
  * (engine/groupnorm_nhwc.h) for a channels-last CPU float32/bfloat16 x on the oneDNN
  * path, libtorch's group_norm (+ silu_) otherwise. */
