@@ -13,6 +13,16 @@ t0=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - t0 ))s] $*"; }
 
 mkdir -p "$OUT"
+# Every feature cache of an earlier demo run that this dhf cannot read (an older cache
+# schema: the extraction, the generation and dhf table1 caches alike) is kept aside as
+# *.unreadable, and the step that made it makes it anew.
+while IFS= read -r f; do
+    if ! "$DHF" cache info "$f" >/dev/null 2>&1; then
+        mv "$f" "$f.unreadable"
+        echo "($f is not readable by this dhf: moved to $f.unreadable)"
+    fi
+done < <(find "$OUT" -name '*.h5' -type f)
+
 step "dhf info"
 "$DHF" info --no-probe
 
@@ -28,11 +38,6 @@ else
 fi
 
 step "dhf extract: 50-step DDIM inversion features of every image -> $OUT/features.h5"
-if [ -f "$OUT/features.h5" ] && ! "$DHF" cache info "$OUT/features.h5" >/dev/null 2>&1; then
-    # a cache this dhf cannot read (an older cache schema): kept aside, extracted anew
-    mv "$OUT/features.h5" "$OUT/features.h5.unreadable"
-    echo "($OUT/features.h5 is not readable by this dhf: moved to $OUT/features.h5.unreadable)"
-fi
 for split in trn val test; do
     "$DHF" extract "$CFG" --set split=$split
 done
